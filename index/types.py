@@ -106,12 +106,14 @@ class Problem:
     """Something in the input that was skipped or repaired, said so a person can fix it.
 
     `where` names the file and, when there is one, the line or row ("a.jsonl:12");
-    `field` names the field at fault, if one is.
+    `field` names the field at fault, if one is; `kept` is True when the article
+    was indexed anyway (a warning, such as an unreadable date) rather than skipped.
     """
 
     where: str
     message: str
     field: str | None = None
+    kept: bool = False
 
     def __str__(self) -> str:
         at = f"{self.where} [{self.field}]" if self.field else self.where

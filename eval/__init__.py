@@ -1,0 +1,1 @@
+"""Citation-accuracy evaluation (issue 5)."""

@@ -1,0 +1,1 @@
+"""Articles → sentence-aware chunks with exact offsets → embeddings → Chroma."""

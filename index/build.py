@@ -1,0 +1,318 @@
+"""Full rebuilds and incremental updates of an index directory.
+
+Both write in an order that keeps the last complete state serving: a rebuild
+fills a new collection and switches the manifest to it only at the end; an update
+adds content-versioned chunks first, switches the manifest, and only then removes
+what the new state no longer names.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from index.articles import ARTICLES_DIR, read_articles, write_articles
+from index.chunk import chunk_text, hf_token_spans
+from index.demo import is_demo_source
+from index.embed import Embedder
+from index.load import load_sources
+from index.manifest import (
+    ArticleEntry,
+    Manifest,
+    UnusableIndex,
+    now_iso,
+    read_manifest,
+    write_manifest,
+)
+from index.store import ChunkStore, chroma_client, chunk_ids, drop_collection
+from index.types import Article, Chunk, Problem
+from newsdesk import __version__
+from newsdesk.settings import Settings
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (chunks embedded, chunks to embed)
+_SLAB = 256  # chunks embedded and written per step: bounds memory, lets Ctrl-C and progress through
+
+
+class NothingToIndex(RuntimeError):
+    """The sources held no usable article; the existing index is left as it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkParams:
+    chunk_tokens: int
+    overlap_tokens: int
+    title_tokens: int
+
+
+@dataclass
+class IndexReport:
+    """What a build or update did, for the CLI to print and tests to check."""
+
+    manifest: Manifest | None
+    problems: list[Problem] = field(default_factory=list)
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    chunks_removed: int = 0
+    seconds: float = 0.0
+
+
+def chunk_params(settings: Settings, embedder: Embedder) -> ChunkParams:
+    """Chunk size from the model unless set, so the title plus a chunk fits its window."""
+    cfg = settings.chunking
+    size = cfg.max_tokens or embedder.max_tokens - cfg.title_tokens
+    if size + cfg.title_tokens > embedder.max_tokens:
+        log.warning(
+            "chunking.max_tokens %d + title_tokens %d exceeds the model's %d word-pieces: "
+            "chunks will be embedded truncated",
+            size,
+            cfg.title_tokens,
+            embedder.max_tokens,
+        )
+    if cfg.overlap_tokens >= size:
+        raise ValueError(f"chunking.overlap_tokens must be below the chunk size {size}")
+    return ChunkParams(size, cfg.overlap_tokens, cfg.title_tokens)
+
+
+class Indexer:
+    """Writes one index directory (and its Chroma collection) from article sources."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.embedding)
+        self.index_dir = settings.index_dir
+
+    def build(self, sources: Sequence[Path], progress: Progress | None = None) -> IndexReport:
+        """Index `sources` from scratch into a new collection, then switch to it."""
+        began = time.monotonic()
+        loaded = load_sources(sources)
+        if not loaded.articles:
+            raise NothingToIndex(_nothing_message(sources, loaded.problems))
+        old = read_manifest(self.index_dir)
+        params = chunk_params(self.settings, self.embedder)
+        client = chroma_client(self.settings)
+        build_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        name = f"{self.settings.chroma.collection_prefix}-{build_id}"
+        articles_file = f"{ARTICLES_DIR}/{build_id}.jsonl"
+        store = ChunkStore.create(client, name, self.embedder.model_id, self.embedder.dimension)
+        try:
+            entries = self._embed_into(store, loaded.articles, params, progress)
+            write_articles(self.index_dir / articles_file, loaded.articles)
+            manifest = Manifest(
+                newsdesk_version=__version__,
+                collection=name,
+                articles_file=articles_file,
+                chroma_url=self.settings.chroma.url,
+                model=self.embedder.model_id,
+                dimension=self.embedder.dimension,
+                chunk_tokens=params.chunk_tokens,
+                overlap_tokens=params.overlap_tokens,
+                title_tokens=params.title_tokens,
+                sources=_source_names(sources),
+                includes_demo=any(is_demo_source(Path(s)) for s in sources),
+                created_at=now_iso(),
+                updated_at=now_iso(),
+                articles=entries,
+            )
+            write_manifest(self.index_dir, manifest)
+        except BaseException:
+            drop_collection(client, name)
+            (self.index_dir / articles_file).unlink(missing_ok=True)
+            raise
+        if old is not None:
+            if old.chroma_url == self.settings.chroma.url:
+                drop_collection(client, old.collection)
+            (self.index_dir / old.articles_file).unlink(missing_ok=True)
+        if self.settings.chroma.url is None:
+            _drop_leftovers(client, self.settings.chroma.collection_prefix, keep=name)
+        return IndexReport(
+            manifest=manifest,
+            problems=loaded.problems,
+            added=len(loaded.articles),
+            chunks_embedded=manifest.chunk_count,
+            seconds=time.monotonic() - began,
+        )
+
+    def update(
+        self, sources: Sequence[Path], prune: bool = False, progress: Progress | None = None
+    ) -> IndexReport:
+        """Embed only new or changed articles; with `prune`, drop those no longer in `sources`."""
+        old = read_manifest(self.index_dir)
+        if old is None:
+            return self.build(sources, progress)
+        began = time.monotonic()
+        params = chunk_params(self.settings, self.embedder)
+        check_compatible(old, self.settings, self.embedder.model_id, params)
+        loaded = load_sources(sources)
+        problems = list(loaded.problems)
+        current = read_articles(self.index_dir / old.articles_file)
+        fresh = [a for a in loaded.articles if a.id not in old.articles]
+        changed = [
+            a for a in loaded.articles if a.id in old.articles and old.articles[a.id].hash != a.hash
+        ]
+        removed = self._ids_to_prune(old, loaded.articles, problems) if prune else []
+        report = IndexReport(
+            manifest=old,
+            problems=problems,
+            added=len(fresh),
+            changed=len(changed),
+            unchanged=len(loaded.articles) - len(fresh) - len(changed),
+            removed=len(removed),
+        )
+        if not fresh and not changed and not removed:
+            report.seconds = time.monotonic() - began
+            return report
+        client = chroma_client(self.settings)
+        store = ChunkStore.open(client, old.collection)
+        entries = self._embed_into(store, fresh + changed, params, progress)
+        for article_id in removed:
+            current.pop(article_id)
+        current.update({a.id: a for a in fresh + changed})
+        articles = dict(old.articles)
+        for article_id in removed:
+            del articles[article_id]
+        articles.update(entries)
+        articles_file = (
+            f"{ARTICLES_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.jsonl"
+        )
+        write_articles(self.index_dir / articles_file, current.values())
+        manifest = old.model_copy(
+            update={
+                "articles_file": articles_file,
+                "articles": articles,
+                "sources": sorted({*old.sources, *_source_names(sources)}),
+                "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
+                "updated_at": now_iso(),
+            }
+        )
+        write_manifest(self.index_dir, manifest)
+        stale = [old.articles[a.id] for a in changed] + [old.articles[i] for i in removed]
+        stale_ids = [
+            chunk_id
+            for article_id, entry in zip([a.id for a in changed] + removed, stale, strict=True)
+            for chunk_id in chunk_ids(article_id, entry.hash, entry.chunks)
+        ]
+        store.delete(stale_ids)
+        (self.index_dir / old.articles_file).unlink(missing_ok=True)
+        report.manifest = manifest
+        report.chunks_embedded = sum(entry.chunks for entry in entries.values())
+        report.chunks_removed = len(stale_ids)
+        report.seconds = time.monotonic() - began
+        return report
+
+    def _ids_to_prune(
+        self, old: Manifest, articles: Sequence[Article], problems: list[Problem]
+    ) -> list[str]:
+        """Ids gone from the sources, unless some input was unreadable: then we can't tell."""
+        if any(not p.kept for p in problems):
+            problems.append(
+                Problem(
+                    where="--prune",
+                    message="nothing pruned: some input could not be read, so an article "
+                    "missing from the sources may only be missing from a broken file",
+                )
+            )
+            return []
+        present = {a.id for a in articles}
+        return sorted(set(old.articles) - present)
+
+    def _embed_into(
+        self,
+        store: ChunkStore,
+        articles: Sequence[Article],
+        params: ChunkParams,
+        progress: Progress | None,
+    ) -> dict[str, ArticleEntry]:
+        """Chunk all articles, then embed and write them a slab at a time."""
+        spans = hf_token_spans(self.embedder.tokenizer)
+        rows: list[tuple[Article, Chunk]] = []
+        entries: dict[str, ArticleEntry] = {}
+        for article in articles:
+            chunks = chunk_text(
+                article.id, article.text, spans, params.chunk_tokens, params.overlap_tokens
+            )
+            rows.extend((article, chunk) for chunk in chunks)
+            entries[article.id] = ArticleEntry(hash=article.hash, chunks=len(chunks))
+        titles = {a.id: self._title_prefix(a.title, params.title_tokens) for a in articles}
+        for lo in range(0, len(rows), _SLAB):
+            slab = rows[lo : lo + _SLAB]
+            texts = [embedding_input(titles[a.id], c.text) for a, c in slab]
+            store.add(slab, self.embedder.embed(texts))
+            if progress is not None:
+                progress(lo + len(slab), len(rows))
+        return entries
+
+    def _title_prefix(self, title: str, max_tokens: int) -> str:
+        """The title cut to `max_tokens` word-pieces, so it never crowds out the chunk."""
+        if max_tokens == 0 or not title:
+            return ""
+        spans = hf_token_spans(self.embedder.tokenizer)(title)
+        if len(spans) <= max_tokens:
+            return title
+        return title[: spans[max_tokens - 1][1]]
+
+
+def embedding_input(title: str, text: str) -> str:
+    """What the model sees for a chunk: its article's title, then the chunk text."""
+    return f"{title}\n{text}" if title else text
+
+
+def check_compatible(
+    manifest: Manifest, settings: Settings, model_id: str, params: ChunkParams | None = None
+) -> None:
+    """Refuse to mix embeddings or chunkings: results would be silently wrong."""
+    if manifest.model != model_id:
+        raise UnusableIndex(
+            f"the index in {settings.index_dir} was built with the embedding model "
+            f"{manifest.model!r} but the settings name {model_id!r}; either set "
+            f"NEWSDESK_EMBEDDING__MODEL={manifest.model} or rebuild with `newsdesk index build`"
+        )
+    if manifest.chroma_url != settings.chroma.url:
+        raise UnusableIndex(
+            f"the index in {settings.index_dir} lives in Chroma at "
+            f"{manifest.chroma_url or 'the embedded store'}, but the settings say "
+            f"{settings.chroma.url or 'embedded'}; rebuild with `newsdesk index build`"
+        )
+    if params is not None and (
+        (manifest.chunk_tokens, manifest.overlap_tokens, manifest.title_tokens)
+        != (params.chunk_tokens, params.overlap_tokens, params.title_tokens)
+    ):
+        raise UnusableIndex(
+            "the chunking settings differ from those the index was built with "
+            f"({manifest.chunk_tokens}/{manifest.overlap_tokens}/{manifest.title_tokens} "
+            "tokens); run `newsdesk index build` to rebuild with the new ones"
+        )
+
+
+def _drop_leftovers(client: ClientAPI, prefix: str, keep: str) -> None:
+    """Collections of builds that were killed before they could clean up after themselves.
+
+    Only for the embedded store, which belongs to this index directory alone; on a
+    shared server another index may own a collection with the same prefix.
+    """
+    for name in client.list_collections():
+        name = getattr(name, "name", name)
+        if str(name).startswith(f"{prefix}-") and name != keep:
+            drop_collection(client, str(name))
+
+
+def _source_names(sources: Sequence[Path]) -> list[str]:
+    return sorted(str(Path(s).resolve()) for s in sources)
+
+
+def _nothing_message(sources: Sequence[Path], problems: Sequence[Problem]) -> str:
+    names = ", ".join(str(s) for s in sources)
+    detail = f" ({len(problems)} problems, see above)" if problems else ""
+    return f"no articles found in {names}{detail}; the existing index was not changed"

@@ -1,0 +1,135 @@
+"""`newsdesk index build|update|status`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from index.build import Indexer, IndexReport, NothingToIndex, Progress
+from index.demo import DEMO_ATTRIBUTION, demo_sources
+from index.embed import ModelNotAvailable
+from index.manifest import UnusableIndex, read_manifest
+from index.status import index_status
+from index.store import StoreUnavailable
+from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
+
+FAILURES = (NothingToIndex, UnusableIndex, ModelNotAvailable, StoreUnavailable, OSError)
+
+sources_argument = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+demo_option = click.option(
+    "--demo", is_flag=True, help="Add the bundled demo collection (Wikinews, CC BY 2.5)."
+)
+
+
+@click.group("index")
+def index_group() -> None:
+    """Build, update and inspect the article index."""
+
+
+@index_group.command()
+@sources_argument
+@demo_option
+@index_dir_option
+def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None:
+    """Index SOURCES from scratch (files or folders of JSONL, JSON, CSV, txt, md, html).
+
+    The new index replaces the old one only once it is complete: a failure or
+    Ctrl-C leaves the previous index serving.
+    """
+    paths = _paths(sources, demo)
+    indexer = Indexer(settings_from(index_dir))
+    with reported(*FAILURES), _progress() as progress:
+        report = indexer.build(paths, progress)
+    _finish(report, demo)
+
+
+@index_group.command()
+@sources_argument
+@demo_option
+@click.option("--prune", is_flag=True, help="Remove indexed articles no longer in SOURCES.")
+@index_dir_option
+def update(sources: tuple[Path, ...], demo: bool, prune: bool, index_dir: Path | None) -> None:
+    """Embed only new or changed articles from SOURCES (by content hash)."""
+    paths = _paths(sources, demo)
+    indexer = Indexer(settings_from(index_dir))
+    with reported(*FAILURES), _progress() as progress:
+        report = indexer.update(paths, prune=prune, progress=progress)
+    _finish(report, demo)
+
+
+@index_group.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@index_dir_option
+def status(as_json: bool, index_dir: Path | None) -> None:
+    """Counts, model, sources, last build and size of the index."""
+    settings = settings_from(index_dir)
+    with reported(UnusableIndex):
+        manifest = read_manifest(settings.index_dir)
+    if manifest is None:
+        click.echo(
+            f"no index in {settings.index_dir}: build one with `newsdesk index build SOURCE...`",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    info = index_status(settings.index_dir, manifest)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    width = max(len(key) for key in info)
+    for key, value in info.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        click.echo(f"{key + ':':<{width + 1}} {shown}")
+    if manifest.includes_demo:
+        click.echo(DEMO_ATTRIBUTION)
+
+
+def _paths(sources: tuple[Path, ...], demo: bool) -> list[Path]:
+    paths = list(sources) + (demo_sources() if demo else [])
+    if not paths:
+        raise click.UsageError("name at least one SOURCE file or folder, or --demo")
+    return paths
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    """A progress bar on a terminal; a line per step otherwise, so logs show liveness."""
+    from tqdm import tqdm
+
+    bars: list[tqdm[Any]] = []
+
+    def update(done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            click.echo(f"embedded {done}/{total} chunks", err=True)
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _finish(report: IndexReport, demo: bool) -> None:
+    for problem in report.problems:
+        click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
+    manifest = report.manifest
+    assert manifest is not None
+    click.echo(
+        f"{manifest.article_count} articles, {manifest.chunk_count} chunks in index; "
+        f"this run: {report.added} added, {report.changed} changed, {report.unchanged} "
+        f"unchanged, {report.removed} removed; {report.chunks_embedded} chunks embedded "
+        f"in {report.seconds:.1f}s"
+    )
+    if demo or manifest.includes_demo:
+        click.echo(DEMO_ATTRIBUTION)
+    if any(not p.kept for p in report.problems):
+        sys.exit(EXIT_SKIPPED)

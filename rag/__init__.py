@@ -1,0 +1,1 @@
+"""Questions → retrieved passages → cited answers, read-only over an index."""

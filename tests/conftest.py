@@ -1,0 +1,86 @@
+"""Shared fixtures: the real bundled model (loaded once), temp index dirs, small corpora."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.embed import Embedder
+from newsdesk.settings import EmbeddingSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own config, env or data dir."""
+    for name in ("NEWSDESK_INDEX_DIR", "NEWSDESK_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Iterator[Embedder]:
+    model = Embedder(EmbeddingSettings())
+    _ = model.model  # load once for the whole session
+    yield model
+
+
+def make_settings(index_dir: Path, **overrides: Any) -> Settings:
+    return Settings(index_dir=index_dir, **overrides)
+
+
+def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+NEWS = [
+    {
+        "id": "harbour",
+        "title": "Harbour bridge closes for repairs",
+        "date": "2024-03-02",
+        "source": "Coast Times",
+        "url": "https://example.org/harbour",
+        "text": (
+            "The harbour bridge will close for six weeks from Monday. Engineers found "
+            "cracks in two of the steel cables during a routine inspection.\n\n"
+            "The city council said ferries would run every ten minutes while the bridge "
+            "is shut. Commuters were advised to leave early."
+        ),
+    },
+    {
+        "id": "orchard",
+        "title": "Apple harvest breaks record",
+        "date": "2023-10-11",
+        "source": "Valley Post",
+        "text": (
+            "Orchards in the valley picked more apples this autumn than in any year "
+            "since records began. A warm spring and late rain helped the crop.\n\n"
+            "Growers warned that prices may still rise because of higher labour costs."
+        ),
+    },
+    {
+        "id": "chess",
+        "title": "Teenager wins national chess title",
+        "date": "2022-07-19",
+        "source": "Daily Board",
+        "text": (
+            "A fifteen-year-old from Leeds won the national chess championship on "
+            "Sunday. She beat the defending champion in a tense final game that lasted "
+            "six hours."
+        ),
+    },
+]
+
+
+@pytest.fixture
+def news_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "news.jsonl", NEWS)

@@ -1,0 +1,184 @@
+"""Building and updating a real index: real model, real embedded Chroma."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.articles import read_articles
+from index.build import Indexer, NothingToIndex
+from index.embed import Embedder, model_location
+from index.manifest import UnusableIndex, read_manifest
+from index.store import ChunkStore, chroma_client
+from newsdesk.settings import ChunkingSettings, EmbeddingSettings
+from rag.search import DenseSearch
+from tests.conftest import NEWS, make_settings, write_jsonl
+
+
+class CountingEmbedder(Embedder):
+    """The real embedder, counting how many texts it was asked to embed."""
+
+    def __init__(self, real: Embedder) -> None:
+        super().__init__(real.settings)
+        self.__dict__["model"] = real.model  # share the loaded weights
+        self.embedded = 0
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        self.embedded += len(texts)
+        return super().embed(texts)
+
+
+@pytest.fixture
+def counting(embedder: Embedder) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+def test_build_status_and_search(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+    settings = make_settings(tmp_path / "ix")
+    report = Indexer(settings, counting).build([news_file])
+    manifest = report.manifest
+    assert manifest is not None
+    assert manifest.article_count == 3
+    assert manifest.chunk_count == counting.embedded >= 3
+    assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
+    assert manifest.chunk_tokens == 254 - 32
+
+    hits = DenseSearch(settings, counting).search(
+        "How will people cross while the bridge is shut?", 2
+    )
+    assert hits[0].article_id == "harbour"
+    assert hits[0].metadata["source"] == "Coast Times"
+    assert hits[0].metadata["date_ts"] > 0
+
+
+def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedder):
+    settings = make_settings(
+        tmp_path / "ix", chunking=ChunkingSettings(max_tokens=40, overlap_tokens=8)
+    )
+    seed = sorted((Path(__file__).parents[1] / "index" / "demo").glob("*.txt"))
+    manifest = Indexer(settings, embedder).build(seed).manifest
+    assert manifest is not None
+    articles = read_articles(settings.index_dir / manifest.articles_file)
+    stored = ChunkStore.open(chroma_client(settings), manifest.collection).collection.get(
+        include=["documents", "metadatas"]
+    )
+    assert len(stored["ids"]) == manifest.chunk_count > 3
+    for text, meta in zip(stored["documents"], stored["metadatas"], strict=True):
+        article = articles[meta["article_id"]]
+        assert article.text[meta["start"] : meta["end"]] == text
+
+
+def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEmbedder):
+    settings = make_settings(tmp_path / "ix")
+    source = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    first = Indexer(settings, counting).build([source]).manifest
+    assert first is not None
+
+    counting.embedded = 0
+    again = Indexer(settings, counting).update([source])
+    assert counting.embedded == 0 and again.unchanged == 3 and again.chunks_embedded == 0
+
+    edited = [dict(NEWS[0], text=NEWS[0]["text"] + " Repairs will cost four million."), *NEWS[1:]]
+    edited.append({"id": "new", "title": "Library opens", "text": "A new library opened today."})
+    write_jsonl(source, edited)
+    report = Indexer(settings, counting).update([source])
+    manifest = report.manifest
+    assert manifest is not None
+    assert (report.added, report.changed, report.unchanged) == (1, 1, 2)
+    new_chunks = manifest.articles["harbour"].chunks + manifest.articles["new"].chunks
+    assert counting.embedded == new_chunks == report.chunks_embedded
+    store = ChunkStore.open(chroma_client(settings), manifest.collection)
+    assert store.count() == manifest.chunk_count  # the old version's chunks are gone
+    articles = read_articles(settings.index_dir / manifest.articles_file)
+    assert articles["harbour"].text.endswith("four million.")
+
+
+def test_prune_removes_only_when_all_input_was_read(tmp_path: Path, counting: CountingEmbedder):
+    settings = make_settings(tmp_path / "ix")
+    source = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    Indexer(settings, counting).build([source])
+
+    broken = tmp_path / "news.jsonl"
+    broken.write_text(json.dumps(NEWS[0]) + "\n{not json\n", encoding="utf-8")
+    report = Indexer(settings, counting).update([broken], prune=True)
+    assert report.removed == 0
+    assert any(p.where == "--prune" for p in report.problems)
+    assert read_manifest(settings.index_dir).article_count == 3  # type: ignore[union-attr]
+
+    write_jsonl(source, NEWS[:1])
+    report = Indexer(settings, counting).update([source], prune=True)
+    manifest = report.manifest
+    assert manifest is not None and report.removed == 2
+    assert sorted(manifest.articles) == ["harbour"]
+    store = ChunkStore.open(chroma_client(settings), manifest.collection)
+    assert store.count() == manifest.chunk_count
+
+
+def test_failed_rebuild_leaves_the_old_index_serving(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    before = (settings.index_dir / "manifest.json").read_text()
+
+    bigger = write_jsonl(
+        tmp_path / "more.jsonl",
+        [
+            {"id": f"a{n}", "title": f"Story {n}", "text": "A sentence about things. " * 400}
+            for n in range(4)
+        ],
+    )
+    calls = {"n": 0}
+    real_embed = counting.embed
+
+    def failing_embed(texts):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk full (simulated)")
+        return real_embed(texts)
+
+    monkeypatch.setattr(counting, "embed", failing_embed)
+    monkeypatch.setattr("index.build._SLAB", 8)  # several slabs: fail with some already written
+    with pytest.raises(RuntimeError, match="simulated"):
+        Indexer(settings, counting).build([bigger])
+    monkeypatch.undo()
+
+    assert (settings.index_dir / "manifest.json").read_text() == before
+    names = [c.name for c in chroma_client(settings).list_collections()]
+    assert len(names) == 1  # the half-built collection was dropped
+    hits = DenseSearch(settings, counting).search("ferries while the bridge is shut", 1)
+    assert hits[0].article_id == "harbour"
+
+
+def test_empty_sources_change_nothing(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    with pytest.raises(NothingToIndex, match="not changed"):
+        Indexer(settings, counting).build([empty])
+    assert read_manifest(settings.index_dir).article_count == 3  # type: ignore[union-attr]
+
+
+def test_a_different_model_is_refused(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    # Another sentence-transformers model given by path: here the same weights under a
+    # different name, which is enough for the manifest to tell them apart.
+    other = make_settings(
+        tmp_path / "ix", embedding=EmbeddingSettings(model=model_location("all-MiniLM-L6-v2"))
+    )
+    with pytest.raises(UnusableIndex, match="built with the embedding model"):
+        DenseSearch(other)
+
+
+def test_changed_chunking_refuses_update(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    smaller = make_settings(tmp_path / "ix", chunking=ChunkingSettings(max_tokens=64))
+    with pytest.raises(UnusableIndex, match="chunking settings differ"):
+        Indexer(smaller, counting).update([news_file])

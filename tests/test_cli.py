@@ -1,0 +1,116 @@
+"""The `newsdesk` command as users run it: real processes, real model, real Chroma."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NEWS, SHARED_DATA, write_jsonl
+
+
+def newsdesk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsdesk", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_help_lists_the_commands(tmp_path: Path):
+    result = newsdesk("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "index" in result.stdout and "search" in result.stdout
+
+
+def test_demo_build_status_and_seed_question(tmp_path: Path):
+    built = newsdesk("index", "build", "--demo", "--index-dir", "ix", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "CC BY 2.5" in built.stdout
+
+    status = newsdesk("index", "status", "--json", "--index-dir", "ix", cwd=tmp_path)
+    info = json.loads(status.stdout)
+    assert info["articles"] == 44 and info["chunks"] > 44
+    assert info["model"] == "all-MiniLM-L6-v2"
+
+    found = newsdesk(
+        "search",
+        "What did the Secretary General warn about?",
+        "-k",
+        "1",
+        "--index-dir",
+        "ix",
+        cwd=tmp_path,
+    )
+    assert found.returncode == 0, found.stderr
+    assert "not an answer" in found.stdout
+    assert "fatal" in found.stdout.lower()  # Rutte's warning, from the seed article
+    assert "CC BY 2.5" in found.stdout
+
+
+def test_bad_input_is_named_and_the_rest_indexed(tmp_path: Path):
+    source = tmp_path / "mixed.jsonl"
+    lines = [json.dumps(NEWS[0]), "{broken", json.dumps({"id": "x", "title": "t", "text": ""})]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = newsdesk("index", "build", str(source), "--index-dir", "ix", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "mixed.jsonl:2" in result.stderr and "mixed.jsonl:3" in result.stderr
+    assert "Traceback" not in result.stderr
+    status = json.loads(
+        newsdesk("index", "status", "--json", "--index-dir", "ix", cwd=tmp_path).stdout
+    )
+    assert status["articles"] == 1
+
+
+def test_status_without_index_says_how_to_build(tmp_path: Path):
+    result = newsdesk("index", "status", "--index-dir", "nothing-here", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "newsdesk index build" in result.stderr
+
+
+def test_index_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    source = write_jsonl(tmp_path / "news.jsonl", NEWS[:1])
+    monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "from-env"))
+    assert newsdesk("index", "build", str(source), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "from-env" / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path):
+    small = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    assert newsdesk("index", "build", str(small), "--index-dir", "ix", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "ix" / "manifest.json").read_text()
+
+    big = SHARED_DATA / "squad-dev-subset" / "articles.jsonl"
+    if not big.exists():
+        pytest.skip("shared squad data not beside the project")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsdesk", "index", "build", str(big), "--index-dir", "ix"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 240
+    for line in proc.stderr:  # wait until it has written part of the new collection
+        if line.startswith("embedded ") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "previous index is unchanged" in err
+
+    assert (tmp_path / "ix" / "manifest.json").read_text() == before
+    found = newsdesk(
+        "search", "ferries while the bridge is shut", "-k", "1", "--index-dir", "ix", cwd=tmp_path
+    )
+    assert found.returncode == 0 and "Harbour bridge" in found.stdout
