@@ -77,7 +77,8 @@ def chunk_text(
 
 
 def _check_limits(max_tokens: int, overlap_tokens: int) -> None:
-    """Fail early: a tiny or inverted window would loop forever or make useless chunks."""
+    """Reject settings that cannot give useful chunks before any work is done: a window
+    too small to hold an ordinary sentence, or an overlap that would fill it."""
     if max_tokens < MIN_MAX_TOKENS:
         raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
     if not 0 <= overlap_tokens < max_tokens:
@@ -202,7 +203,7 @@ def _fit_overlap(
     units: list[_Unit], counter: _TokenCounter, first: int, fresh: int, max_tokens: int
 ) -> int:
     """Drop leading overlap sentences until the first fresh sentence fits too."""
-    while first < fresh and counter.count(units[first].start, units[fresh].end) > max_tokens:
+    while first < fresh and not _fits(units, counter, first, fresh, max_tokens):
         first += 1
     return first
 
@@ -213,7 +214,7 @@ def _extend(
     """The last unit of a chunk that starts at `first` and must include `fresh`."""
     last = fresh
     while last + 1 < len(units) and not units[last + 1].piece:
-        if counter.count(units[first].start, units[last + 1].end) > max_tokens:
+        if not _fits(units, counter, first, last + 1, max_tokens):
             break
         last += 1
     return last
@@ -223,7 +224,11 @@ def _overlap_start(
     units: list[_Unit], counter: _TokenCounter, first: int, fresh: int, overlap_tokens: int
 ) -> int:
     """The earliest trailing sentence of the chunk `units[first:fresh]` that the next
-    chunk can repeat within `overlap_tokens`; `fresh` when none fits."""
+    chunk can repeat within `overlap_tokens`; `fresh` when none fits.
+
+    The chunk's first sentence is never repeated, so no chunk is ever contained in
+    the next one.
+    """
     start = fresh
     while start - 1 > first and _fits(units, counter, start - 1, fresh - 1, overlap_tokens):
         start -= 1
@@ -231,6 +236,7 @@ def _overlap_start(
 
 
 def _fits(units: list[_Unit], counter: _TokenCounter, first: int, last: int, limit: int) -> bool:
+    """Whether units `first`..`last` together, with the gaps between them, fit `limit`."""
     return counter.count(units[first].start, units[last].end) <= limit
 
 

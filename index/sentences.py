@@ -50,7 +50,7 @@ _DOTTED_ACRONYM = re.compile(r"(?:[A-Za-z]{1,3}\.)+[A-Za-z]{1,3}")
 # Abbreviations that precede a name or a phrase, so they never end a sentence.
 _NEVER_FINAL = _word_set(
     """mr mrs ms mx messrs mmes mme mlle dr prof gen sen rep gov lt col sgt capt cmdr
-    adm maj brig cpl pvt rev fr hon pres supt insp det atty mt ft v vs cf viz e.g i.e a.k.a"""
+    adm maj brig cpl pvt rev fr hon pres supt insp det atty mt ft vs cf viz e.g i.e a.k.a"""
 )
 # Abbreviations that precede a number ("No. 5", "Jan. 18"): a boundary only when no
 # number follows, since "in Jan. The ..." and "said no. Then ..." do end sentences.
@@ -170,7 +170,9 @@ def _is_abbreviation(text: str, dot: int, terminator: str, next_start: int, end:
     if word_match.start() > 0 and _continues_word(text[word_match.start() - 1]):
         return False  # the tail of a longer word: "2O.", "café.", "Israel's."
     word = word_match.group()
-    if word.islower() and len(word) == 1 and word != "v":
+    if word == "v":
+        return True  # "Roe v. Wade"; an upper-case "V." is an initial or a numeral
+    if word.islower() and len(word) == 1:
         return text[next_start].isdigit()  # "p. 5", "c. 1455", but "6 m. Breathing"
     word = word.lower()
     if word in _NEVER_FINAL:

@@ -137,7 +137,7 @@ def test_quotes_and_brackets(text: str, expected: list[str]) -> None:
     [
         "Mr. Smith met Dr. Jones and Prof. Lee on St. Paul's day.",
         "Gov. Brown and Sen. Warren spoke to Lt. Col. Ames.",
-        "Roe vs. Wade was decided then.",
+        "Roe vs. Wade and Brown v. Board were decided then.",
         "Apple Inc. shares rose on Tuesday.",
         "The U.S. Army and the U.K. Navy met at the U.N. General Assembly.",
         "It opened on Jan. 5 and closed on Sept. 30 at 3 p.m. sharp.",
@@ -167,6 +167,7 @@ def test_abbreviations_initials_and_decimals_do_not_split(text: str) -> None:
             ["The first was World War I.", "The next came."],
         ),
         ("Divide by p. Moreover, it works.", ["Divide by p.", "Moreover, it works."]),
+        ("It used a Saturn V. It flew.", ["It used a Saturn V.", "It flew."]),
         ("It sank to 6 m. Breathing was hard.", ["It sank to 6 m.", "Breathing was hard."]),
         ("It beat Israel's. Another deal came.", ["It beat Israel's.", "Another deal came."]),
     ],
@@ -268,5 +269,5 @@ def test_agrees_with_squad_gold_evidence_sentences() -> None:
         for evidence in json.loads(line)["evidence"]:
             total += 1
             matched += (evidence["start"], evidence["end"]) in spans[evidence["article_id"]]
-    # 332/336 when written; the four misses are places the gold itself failed to split.
+    # 331/336 when written; the five misses are places the gold itself failed to split.
     assert total > 300 and matched / total >= 0.97
