@@ -66,6 +66,9 @@ class Embedder:
     def model(self) -> SentenceTransformer:
         location = model_location(self.settings.model)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # noise on every command
 
         try:
             return SentenceTransformer(location, device=self.settings.device, local_files_only=True)
