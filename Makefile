@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 chat: setup
 	$(BIN)/newsdesk index update --demo --index-dir $(DEMO_INDEX)
-	$(BIN)/newsdesk search "$(DEMO_QUESTION)" --index-dir $(DEMO_INDEX)
+	$(BIN)/newsdesk ask "$(DEMO_QUESTION)" --index-dir $(DEMO_INDEX)
 
 lint: setup
 	$(BIN)/ruff check .

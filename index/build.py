@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,11 +21,12 @@ from index.articles import ARTICLES_DIR, read_articles, write_articles
 from index.chunk import chunk_text, hf_token_spans
 from index.demo import is_demo_source
 from index.embed import Embedder
+from index.lexical import LexicalIndex
 from index.load import load_sources
 from index.manifest import (
     ArticleEntry,
     Manifest,
-    UnusableIndex,
+    check_compatible,
     now_iso,
     read_manifest,
     write_manifest,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (chunks embedded, chunks to embed)
+LEXICAL_DIR = "lexical"
 _SLAB = 256  # chunks embedded and written per step: bounds memory, lets Ctrl-C and progress through
 
 
@@ -103,17 +106,17 @@ class Indexer:
         old = read_manifest(self.index_dir)
         params = chunk_params(self.settings, self.embedder)
         client = chroma_client(self.settings)
-        build_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-        name = f"{self.settings.chroma.collection_prefix}-{build_id}"
-        articles_file = f"{ARTICLES_DIR}/{build_id}.jsonl"
+        state = _new_state_id()
+        name = f"{self.settings.chroma.collection_prefix}-{state}"
         store = ChunkStore.create(client, name, self.embedder.model_id, self.embedder.dimension)
         try:
             entries = self._embed_into(store, loaded.articles, params, progress)
-            write_articles(self.index_dir / articles_file, loaded.articles)
+            articles_file, lexical_dir = self._write_state(state, loaded.articles, entries)
             manifest = Manifest(
                 newsdesk_version=__version__,
                 collection=name,
                 articles_file=articles_file,
+                lexical_dir=lexical_dir,
                 chroma_url=self.settings.chroma.url,
                 model=self.embedder.model_id,
                 dimension=self.embedder.dimension,
@@ -129,12 +132,12 @@ class Indexer:
             write_manifest(self.index_dir, manifest)
         except BaseException:
             drop_collection(client, name)
-            (self.index_dir / articles_file).unlink(missing_ok=True)
+            self._remove_state_files(state)
             raise
         if old is not None:
             if old.chroma_url == self.settings.chroma.url:
                 drop_collection(client, old.collection)
-            (self.index_dir / old.articles_file).unlink(missing_ok=True)
+            self._remove_state_files(Path(old.articles_file).stem)
         if self.settings.chroma.url is None:
             _drop_leftovers(client, self.settings.chroma.collection_prefix, keep=name)
         return IndexReport(
@@ -154,7 +157,12 @@ class Indexer:
             return self.build(sources, progress)
         began = time.monotonic()
         params = chunk_params(self.settings, self.embedder)
-        check_compatible(old, self.settings, self.embedder.model_id, params)
+        check_compatible(
+            old,
+            self.settings,
+            self.embedder.model_id,
+            (params.chunk_tokens, params.overlap_tokens, params.title_tokens),
+        )
         loaded = load_sources(sources)
         problems = list(loaded.problems)
         current = read_articles(self.index_dir / old.articles_file)
@@ -184,20 +192,23 @@ class Indexer:
         for article_id in removed:
             del articles[article_id]
         articles.update(entries)
-        articles_file = (
-            f"{ARTICLES_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.jsonl"
-        )
-        write_articles(self.index_dir / articles_file, current.values())
-        manifest = old.model_copy(
-            update={
-                "articles_file": articles_file,
-                "articles": articles,
-                "sources": sorted({*old.sources, *_source_names(sources)}),
-                "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
-                "updated_at": now_iso(),
-            }
-        )
-        write_manifest(self.index_dir, manifest)
+        state = _new_state_id()
+        try:
+            articles_file, lexical_dir = self._write_state(state, current.values(), articles)
+            manifest = old.model_copy(
+                update={
+                    "articles_file": articles_file,
+                    "lexical_dir": lexical_dir,
+                    "articles": articles,
+                    "sources": sorted({*old.sources, *_source_names(sources)}),
+                    "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
+                    "updated_at": now_iso(),
+                }
+            )
+            write_manifest(self.index_dir, manifest)
+        except BaseException:
+            self._remove_state_files(state)
+            raise
         stale = [old.articles[a.id] for a in changed] + [old.articles[i] for i in removed]
         stale_ids = [
             chunk_id
@@ -205,7 +216,7 @@ class Indexer:
             for chunk_id in chunk_ids(article_id, entry.hash, entry.chunks)
         ]
         store.delete(stale_ids)
-        (self.index_dir / old.articles_file).unlink(missing_ok=True)
+        self._remove_state_files(Path(old.articles_file).stem)
         report.manifest = manifest
         report.chunks_embedded = sum(entry.chunks for entry in entries.values())
         report.chunks_removed = len(stale_ids)
@@ -244,7 +255,9 @@ class Indexer:
                 article.id, article.text, spans, params.chunk_tokens, params.overlap_tokens
             )
             rows.extend((article, chunk) for chunk in chunks)
-            entries[article.id] = ArticleEntry(hash=article.hash, chunks=len(chunks))
+            entries[article.id] = ArticleEntry(
+                hash=article.hash, spans=[(c.start, c.end) for c in chunks]
+            )
         titles = {a.id: self._title_prefix(a.title, params.title_tokens) for a in articles}
         for lo in range(0, len(rows), _SLAB):
             slab = rows[lo : lo + _SLAB]
@@ -253,6 +266,27 @@ class Indexer:
             if progress is not None:
                 progress(lo + len(slab), len(rows))
         return entries
+
+    def _write_state(
+        self, state: str, articles: Iterable[Article], entries: Mapping[str, ArticleEntry]
+    ) -> tuple[str, str]:
+        """The article texts and the BM25 index of one index state, beside Chroma."""
+        articles = list(articles)
+        articles_file = f"{ARTICLES_DIR}/{state}.jsonl"
+        write_articles(self.index_dir / articles_file, articles)
+        ids: list[str] = []
+        texts: list[str] = []
+        for article in articles:
+            entry = entries[article.id]
+            ids.extend(chunk_ids(article.id, entry.hash, entry.chunks))
+            texts.extend(embedding_input(article.title, article.text[s:e]) for s, e in entry.spans)
+        lexical_dir = f"{LEXICAL_DIR}/{state}"
+        LexicalIndex.build(ids, texts, self.index_dir / lexical_dir)
+        return articles_file, lexical_dir
+
+    def _remove_state_files(self, state: str) -> None:
+        (self.index_dir / ARTICLES_DIR / f"{state}.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(self.index_dir / LEXICAL_DIR / state, ignore_errors=True)
 
     def _title_prefix(self, title: str, max_tokens: int) -> str:
         """The title cut to `max_tokens` word-pieces, so it never crowds out the chunk."""
@@ -264,36 +298,14 @@ class Indexer:
         return title[: spans[max_tokens - 1][1]]
 
 
+def _new_state_id() -> str:
+    """Sorts by time; the random part keeps two builds in the same second apart."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
 def embedding_input(title: str, text: str) -> str:
     """What the model sees for a chunk: its article's title, then the chunk text."""
     return f"{title}\n{text}" if title else text
-
-
-def check_compatible(
-    manifest: Manifest, settings: Settings, model_id: str, params: ChunkParams | None = None
-) -> None:
-    """Refuse to mix embeddings or chunkings: results would be silently wrong."""
-    if manifest.model != model_id:
-        raise UnusableIndex(
-            f"the index in {settings.index_dir} was built with the embedding model "
-            f"{manifest.model!r} but the settings name {model_id!r}; either set "
-            f"NEWSDESK_EMBEDDING__MODEL={manifest.model} or rebuild with `newsdesk index build`"
-        )
-    if manifest.chroma_url != settings.chroma.url:
-        raise UnusableIndex(
-            f"the index in {settings.index_dir} lives in Chroma at "
-            f"{manifest.chroma_url or 'the embedded store'}, but the settings say "
-            f"{settings.chroma.url or 'embedded'}; rebuild with `newsdesk index build`"
-        )
-    if params is not None and (
-        (manifest.chunk_tokens, manifest.overlap_tokens, manifest.title_tokens)
-        != (params.chunk_tokens, params.overlap_tokens, params.title_tokens)
-    ):
-        raise UnusableIndex(
-            "the chunking settings differ from those the index was built with "
-            f"({manifest.chunk_tokens}/{manifest.overlap_tokens}/{manifest.title_tokens} "
-            "tokens); run `newsdesk index build` to rebuild with the new ones"
-        )
 
 
 def _drop_leftovers(client: ClientAPI, prefix: str, keep: str) -> None:

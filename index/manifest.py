@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from newsdesk.settings import Settings
+
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
 
@@ -23,10 +25,16 @@ class UnusableIndex(RuntimeError):
 
 
 class ArticleEntry(BaseModel):
+    """One indexed article version and the spans of its chunks, in chunk order."""
+
     model_config = ConfigDict(extra="forbid")
 
     hash: str
-    chunks: int
+    spans: list[tuple[int, int]]
+
+    @property
+    def chunks(self) -> int:
+        return len(self.spans)
 
 
 class Manifest(BaseModel):
@@ -36,6 +44,7 @@ class Manifest(BaseModel):
     newsdesk_version: str
     collection: str
     articles_file: str
+    lexical_dir: str
     chroma_url: str | None
     model: str
     dimension: int
@@ -55,6 +64,37 @@ class Manifest(BaseModel):
     @property
     def chunk_count(self) -> int:
         return sum(entry.chunks for entry in self.articles.values())
+
+
+def check_compatible(
+    manifest: Manifest,
+    settings: Settings,
+    model_id: str,
+    chunking: tuple[int, int, int] | None = None,
+) -> None:
+    """Refuse to mix embeddings or chunkings: results would be silently wrong."""
+    if manifest.model != model_id:
+        raise UnusableIndex(
+            f"the index in {settings.index_dir} was built with the embedding model "
+            f"{manifest.model!r} but the settings name {model_id!r}; either set "
+            f"NEWSDESK_EMBEDDING__MODEL={manifest.model} or rebuild with `newsdesk index build`"
+        )
+    if manifest.chroma_url != settings.chroma.url:
+        raise UnusableIndex(
+            f"the index in {settings.index_dir} lives in Chroma at "
+            f"{manifest.chroma_url or 'the embedded store'}, but the settings say "
+            f"{settings.chroma.url or 'embedded'}; rebuild with `newsdesk index build`"
+        )
+    if chunking is not None and chunking != (
+        manifest.chunk_tokens,
+        manifest.overlap_tokens,
+        manifest.title_tokens,
+    ):
+        raise UnusableIndex(
+            "the chunking settings differ from those the index was built with "
+            f"({manifest.chunk_tokens}/{manifest.overlap_tokens}/{manifest.title_tokens} "
+            "tokens); run `newsdesk index build` to rebuild with the new ones"
+        )
 
 
 def now_iso() -> str:

@@ -60,6 +60,13 @@ def chunk_ids(article_id: str, article_hash: str, count: int) -> list[str]:
     return [f"{article_id}:{article_hash[:12]}:{n}" for n in range(count)]
 
 
+def parse_chunk_id(chunk: str) -> tuple[str, str, int]:
+    """(article id, hash prefix, chunk number); article ids may themselves hold colons."""
+    rest, _, number = chunk.rpartition(":")
+    article_id, _, hash_prefix = rest.rpartition(":")
+    return article_id, hash_prefix, int(number)
+
+
 def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, str | int]:
     """What a hit needs to be cited and filtered without reading the article file."""
     meta: dict[str, str | int] = {

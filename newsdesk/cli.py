@@ -16,7 +16,7 @@ from newsdesk import __version__
 
 COMMANDS = {
     "index": ("index.cli", "index_group"),
-    "search": ("rag.cli", "search"),
+    "ask": ("rag.cli", "ask"),
 }
 
 
@@ -38,10 +38,9 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, for debugging.")
 def cli(verbose: bool) -> None:
     """Ask questions of an article collection; get answers that cite their passages."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(level)  # it sets itself to DEBUG
 
 
 def main() -> None:

@@ -80,6 +80,47 @@ class ChromaSettings(Section):
         return url
 
 
+class RetrievalSettings(Section):
+    dense: bool = Field(default=True, description="Use the embedding (Chroma) leg.")
+    lexical: bool = Field(default=True, description="Use the BM25 leg.")
+    k: int = Field(default=8, ge=1, le=100, description="Passages passed to the answerer.")
+    candidates: int = Field(default=40, ge=1, le=1000, description="Hits per leg before fusion.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+
+    @model_validator(mode="after")
+    def _one_leg(self) -> RetrievalSettings:
+        if not (self.dense or self.lexical):
+            raise ValueError("retrieval needs at least one of dense and lexical")
+        return self
+
+
+class AnswerSettings(Section):
+    abstain_below: float = Field(
+        default=0.45,
+        description=(
+            "Abstain when the best sentence scores below this. Calibrated on the SQuAD "
+            "dev subset: see docs/abstention.md."
+        ),
+    )
+    max_sentences: int = Field(default=3, ge=1, le=10)
+    context: bool = Field(
+        default=True,
+        description="Also judge each sentence together with the one before it in its paragraph.",
+    )
+    dense_weight: float = Field(default=1.0, ge=0, description="Sentence-question cosine.")
+    lexical_weight: float = Field(
+        default=0.3, ge=0, description="Share of the question's terms the sentence contains."
+    )
+    rank_weight: float = Field(
+        default=0.1, ge=0, description="How much the passage's retrieval rank counts."
+    )
+    sentence_margin: float = Field(
+        default=0.1,
+        ge=0,
+        description="Further sentences are quoted only if they score within this of the best.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSDESK_",
@@ -92,6 +133,8 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     chroma: ChromaSettings = ChromaSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

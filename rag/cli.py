@@ -1,7 +1,8 @@
-"""`newsdesk search`: the passages closest to a question, shown as passages, not as an answer."""
+"""`newsdesk ask`: a cited answer from the command line."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -9,39 +10,84 @@ import click
 
 from index.demo import DEMO_ATTRIBUTION
 from index.embed import ModelNotAvailable
+from index.lexical import LexicalIndexError
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
-from newsdesk.clikit import index_dir_option, reported, settings_from
-from rag.search import DenseSearch
+from newsdesk.clikit import EXIT_FAILED, index_dir_option, reported, settings_from
+from rag.answer import Answerer
+from rag.retrieve import Filters
+from rag.types import Answer
+
+FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError)
 
 
 @click.command()
 @click.argument("question")
-@click.option("-k", "--top", "k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True, help="Print the full answer record as JSON.")
+@click.option("-k", "--k", "k", type=click.IntRange(1, 100), help="Passages to draw on.")
+@click.option("--since", help="Only articles published on or after this date.")
+@click.option("--until", help="Only articles published on or before this date.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this source.")
+@click.option(
+    "--after",
+    "history",
+    multiple=True,
+    help="An earlier question of the conversation (repeat, oldest first).",
+)
 @index_dir_option
-def search(question: str, k: int, index_dir: Path | None) -> None:
-    """Show the indexed passages closest in meaning to QUESTION.
-
-    This is retrieval only: it composes no answer and cites nothing.
-    """
+def ask(
+    question: str,
+    as_json: bool,
+    k: int | None,
+    since: str | None,
+    until: str | None,
+    sources: tuple[str, ...],
+    history: tuple[str, ...],
+    index_dir: Path | None,
+) -> None:
+    """Answer QUESTION from the index, quoting and citing the sentences it rests on."""
+    if not question.strip():
+        raise click.UsageError("the question is empty")
+    try:
+        filters = Filters.parse(sources=sources, since=since, until=until)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     settings = settings_from(index_dir)
-    with reported(UnusableIndex, ModelNotAvailable, StoreUnavailable):
-        searcher = DenseSearch(settings)
-        hits = searcher.search(question, k)
-    click.echo(f"Passages closest to {question!r} (retrieval only, not an answer):\n")
-    for rank, hit in enumerate(hits, start=1):
-        meta = hit.metadata
-        when = f", {meta['date']}" if meta.get("date") else ""
-        click.echo(f"{rank}. {meta.get('title') or hit.article_id}{when}")
-        click.echo(
-            f"   article {hit.article_id}, characters {hit.start}-{hit.end}, "
-            f"similarity {1 - hit.distance:.2f}"
-        )
-        if meta.get("url"):
-            click.echo(f"   {meta['url']}")
-        excerpt = textwrap.shorten(hit.text, width=300, placeholder=" …")
-        click.echo(textwrap.indent(textwrap.fill(excerpt, 88), "   ") + "\n")
-    if not hits:
-        click.echo("(the index holds no passages)")
-    if searcher.manifest.includes_demo:
-        click.echo(DEMO_ATTRIBUTION)
+    with reported(*FAILURES):
+        answerer = Answerer.open(settings)
+        if not answerer.reader.articles:
+            click.echo(
+                "error: the index is empty; add articles with `newsdesk index update`", err=True
+            )
+            sys.exit(EXIT_FAILED)
+        answer = answerer.ask(question, history=history, filters=filters, k=k)
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+        return
+    click.echo(render(answer))
+    if answerer.reader.manifest.includes_demo:
+        click.echo(f"\n{DEMO_ATTRIBUTION}")
+
+
+def render(answer: Answer) -> str:
+    """The answer, then its numbered sources: what a reader needs to check each quote."""
+    lines = [textwrap.fill(answer.answer, 88), ""]
+    if answer.abstained:
+        if answer.retrieved:
+            lines.append("Related passages (not cited):")
+            for passage in answer.retrieved[:3]:
+                when = f", {passage.date}" if passage.date else ""
+                lines.append(
+                    f"  - {passage.title or passage.article_id}{when} "
+                    f"(article {passage.article_id}, characters {passage.start}-{passage.end})"
+                )
+        return "\n".join(lines)
+    lines.append("Sources:")
+    for c in answer.citations:
+        byline = ", ".join(x for x in (c.source, c.date, f"by {c.author}" if c.author else "") if x)
+        lines.append(f"[{c.n}] {c.title or c.article_id}" + (f" — {byline}" if byline else ""))
+        if c.url:
+            lines.append(f"    {c.url}")
+        lines.append(f"    article {c.article_id}, characters {c.start}-{c.end}:")
+        lines.append(textwrap.indent(textwrap.fill(f"“{c.text}”", 84), "    "))
+    return "\n".join(lines)

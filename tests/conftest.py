@@ -33,6 +33,17 @@ def embedder() -> Iterator[Embedder]:
     yield model
 
 
+@pytest.fixture(scope="session")
+def demo_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo collection, indexed once per test session; tests only read it."""
+    from index.build import Indexer
+    from index.demo import demo_sources
+
+    index_dir = tmp_path_factory.mktemp("demo") / "ix"
+    Indexer(Settings(index_dir=index_dir), embedder).build(demo_sources())
+    return index_dir
+
+
 def make_settings(index_dir: Path, **overrides: Any) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 
@@ -84,3 +95,12 @@ NEWS = [
 @pytest.fixture
 def news_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "news.jsonl", NEWS)
+
+
+def top_articles(settings: Settings, embedder: Embedder, query: str, k: int = 1) -> list[str]:
+    """Ids of the articles of the best `k` passages, through the real hybrid retriever."""
+    from index.reader import IndexReader
+    from rag.retrieve import Retriever
+
+    reader = IndexReader(settings, embedder)
+    return [p.article.id for p in Retriever(reader, settings.retrieval).retrieve(query, k=k)]

@@ -11,10 +11,10 @@ from index.articles import read_articles
 from index.build import Indexer, NothingToIndex
 from index.embed import Embedder, model_location
 from index.manifest import UnusableIndex, read_manifest
+from index.reader import IndexReader
 from index.store import ChunkStore, chroma_client
 from newsdesk.settings import ChunkingSettings, EmbeddingSettings
-from rag.search import DenseSearch
-from tests.conftest import NEWS, make_settings, write_jsonl
+from tests.conftest import NEWS, make_settings, top_articles, write_jsonl
 
 
 class CountingEmbedder(Embedder):
@@ -45,12 +45,12 @@ def test_build_status_and_search(tmp_path: Path, news_file: Path, counting: Coun
     assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
     assert manifest.chunk_tokens == 254 - 32
 
-    hits = DenseSearch(settings, counting).search(
-        "How will people cross while the bridge is shut?", 2
-    )
-    assert hits[0].article_id == "harbour"
-    assert hits[0].metadata["source"] == "Coast Times"
-    assert hits[0].metadata["date_ts"] > 0
+    query = "How will people cross while the bridge is shut?"
+    assert top_articles(settings, counting, query) == ["harbour"]
+    reader = IndexReader(settings, counting)
+    hit = reader.store.query(counting.embed_query(query), 1)[0]
+    assert hit.metadata["source"] == "Coast Times" and hit.metadata["date_ts"] > 0
+    assert len(reader.lexical) == manifest.chunk_count
 
 
 def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedder):
@@ -93,6 +93,17 @@ def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEm
     assert store.count() == manifest.chunk_count  # the old version's chunks are gone
     articles = read_articles(settings.index_dir / manifest.articles_file)
     assert articles["harbour"].text.endswith("four million.")
+    assert_lexical_in_step(settings.index_dir, counting)
+    hits = IndexReader(make_settings(settings.index_dir), counting).lexical.search("million", 5)
+    assert [h.split(":")[0] for h, _ in hits] == ["harbour"]
+
+
+def assert_lexical_in_step(index_dir: Path, embedder: Embedder) -> None:
+    """One BM25 index on disk, holding exactly the live chunks."""
+    reader = IndexReader(make_settings(index_dir), embedder)
+    assert len(list((index_dir / "lexical").iterdir())) == 1
+    assert len(list((index_dir / "articles").iterdir())) == 1
+    assert len(reader.lexical) == reader.manifest.chunk_count
 
 
 def test_prune_removes_only_when_all_input_was_read(tmp_path: Path, counting: CountingEmbedder):
@@ -114,6 +125,9 @@ def test_prune_removes_only_when_all_input_was_read(tmp_path: Path, counting: Co
     assert sorted(manifest.articles) == ["harbour"]
     store = ChunkStore.open(chroma_client(settings), manifest.collection)
     assert store.count() == manifest.chunk_count
+    assert_lexical_in_step(settings.index_dir, counting)
+    reader = IndexReader(make_settings(settings.index_dir), counting)
+    assert reader.lexical.search("chess champion", 5) == []
 
 
 def test_failed_rebuild_leaves_the_old_index_serving(
@@ -148,8 +162,7 @@ def test_failed_rebuild_leaves_the_old_index_serving(
     assert (settings.index_dir / "manifest.json").read_text() == before
     names = [c.name for c in chroma_client(settings).list_collections()]
     assert len(names) == 1  # the half-built collection was dropped
-    hits = DenseSearch(settings, counting).search("ferries while the bridge is shut", 1)
-    assert hits[0].article_id == "harbour"
+    assert top_articles(settings, counting, "ferries while the bridge is shut") == ["harbour"]
 
 
 def test_empty_sources_change_nothing(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
@@ -171,7 +184,7 @@ def test_a_different_model_is_refused(tmp_path: Path, news_file: Path, counting:
         tmp_path / "ix", embedding=EmbeddingSettings(model=model_location("all-MiniLM-L6-v2"))
     )
     with pytest.raises(UnusableIndex, match="built with the embedding model"):
-        DenseSearch(other)
+        IndexReader(other)
 
 
 def test_changed_chunking_refuses_update(

@@ -15,9 +15,9 @@ import pytest
 
 from index.build import Indexer
 from index.embed import Embedder
+from index.reader import IndexReader
 from newsdesk.settings import ChromaSettings
-from rag.search import DenseSearch
-from tests.conftest import make_settings
+from tests.conftest import make_settings, top_articles
 
 
 def _free_port() -> int:
@@ -70,8 +70,7 @@ def test_index_and_query_through_a_chroma_server(
     assert manifest is not None and manifest.chroma_url == chroma_server
     assert not (tmp_path / "ix" / "chroma").exists()  # nothing embedded locally
 
-    hits = DenseSearch(settings, embedder).search("Who won the chess final?", 1)
-    assert hits[0].article_id == "chess"
+    assert top_articles(settings, embedder, "Who won the chess final?") == ["chess"]
 
     report = Indexer(settings, embedder).update([news_file])
     assert report.chunks_embedded == 0
@@ -83,4 +82,4 @@ def test_an_embedded_index_is_not_read_from_a_server(
     Indexer(make_settings(tmp_path / "ix"), embedder).build([news_file])
     served = make_settings(tmp_path / "ix", chroma=ChromaSettings(url=chroma_server))
     with pytest.raises(Exception, match="embedded store"):
-        DenseSearch(served, embedder)
+        IndexReader(served, embedder)

@@ -29,7 +29,7 @@ def newsdesk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_help_lists_the_commands(tmp_path: Path):
     result = newsdesk("--help", cwd=tmp_path)
     assert result.returncode == 0
-    assert "index" in result.stdout and "search" in result.stdout
+    assert "index" in result.stdout and "ask" in result.stdout
 
 
 def test_demo_build_status_and_seed_question(tmp_path: Path):
@@ -43,18 +43,49 @@ def test_demo_build_status_and_seed_question(tmp_path: Path):
     assert info["model"] == "all-MiniLM-L6-v2"
 
     found = newsdesk(
-        "search",
+        "ask",
         "What did the Secretary General warn about?",
-        "-k",
-        "1",
         "--index-dir",
         "ix",
         cwd=tmp_path,
     )
     assert found.returncode == 0, found.stderr
-    assert "not an answer" in found.stdout
+    assert "[1]" in found.stdout and "Sources:" in found.stdout
     assert "fatal" in found.stdout.lower()  # Rutte's warning, from the seed article
     assert "CC BY 2.5" in found.stdout
+
+    as_json = newsdesk(
+        "ask",
+        "Who won?",
+        "--json",
+        "--source",
+        "English Wikinews (via GUM corpus)",
+        "--index-dir",
+        "ix",
+        cwd=tmp_path,
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    record = json.loads(as_json.stdout)
+    assert set(record) >= {
+        "question",
+        "answer",
+        "abstained",
+        "citations",
+        "retrieved",
+        "index_version",
+        "settings_hash",
+        "timings_ms",
+    }
+
+
+def test_ask_refuses_bad_requests_clearly(tmp_path: Path):
+    empty = newsdesk("ask", "  ", "--index-dir", "ix", cwd=tmp_path)
+    assert empty.returncode == 2 and "question is empty" in empty.stderr
+    missing = newsdesk("ask", "Who won?", "--index-dir", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 1 and "newsdesk index build" in missing.stderr
+    bad_date = newsdesk("ask", "Who won?", "--since", "someday", "--index-dir", "ix", cwd=tmp_path)
+    assert bad_date.returncode == 2 and "--since" in bad_date.stderr
+    assert "Traceback" not in empty.stderr + missing.stderr + bad_date.stderr
 
 
 def test_bad_input_is_named_and_the_rest_indexed(tmp_path: Path):
@@ -111,6 +142,6 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path):
 
     assert (tmp_path / "ix" / "manifest.json").read_text() == before
     found = newsdesk(
-        "search", "ferries while the bridge is shut", "-k", "1", "--index-dir", "ix", cwd=tmp_path
+        "ask", "ferries while the bridge is shut", "-k", "1", "--index-dir", "ix", cwd=tmp_path
     )
-    assert found.returncode == 0 and "Harbour bridge" in found.stdout
+    assert found.returncode == 0 and "ferries" in found.stdout

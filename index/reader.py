@@ -1,0 +1,83 @@
+"""A read-only, consistent view of one index state, for everything that asks questions.
+
+Everything comes from the state the manifest named when the reader opened: the
+article texts, the Chroma collection (filtered to that state's article versions)
+and the BM25 index. A rebuild that switches the manifest later does not disturb
+an open reader; `IndexReader.is_current` tells when it is time to reopen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from index.articles import read_articles
+from index.embed import Embedder
+from index.lexical import LexicalIndex
+from index.manifest import Manifest, UnusableIndex, check_compatible, read_manifest
+from index.sentences import sentence_spans
+from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
+from index.types import Article
+from newsdesk.settings import Settings
+
+
+class IndexReader:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        manifest = read_manifest(settings.index_dir)
+        if manifest is None:
+            raise UnusableIndex(
+                f"no index in {settings.index_dir}: build one with "
+                "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
+            )
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.embedding)
+        check_compatible(manifest, settings, self.embedder.model_id)
+        self.manifest: Manifest = manifest
+        self.articles: dict[str, Article] = read_articles(
+            settings.index_dir / manifest.articles_file
+        )
+        self.store = ChunkStore.open(chroma_client(settings), manifest.collection)
+        if self.store.model not in (None, manifest.model):
+            raise UnusableIndex(
+                f"Chroma collection {manifest.collection} holds embeddings of "
+                f"{self.store.model!r}, not {manifest.model!r}: rebuild the index"
+            )
+        self.lexical = LexicalIndex.load(settings.index_dir / manifest.lexical_dir)
+        self._sentences: dict[str, list[tuple[int, int]]] = {}
+
+    @property
+    def version(self) -> str:
+        """Names this index state: changes with every build or update that changed anything."""
+        return Path(self.manifest.articles_file).stem
+
+    def is_current(self) -> bool:
+        latest = read_manifest(self.settings.index_dir)
+        return latest is not None and latest.articles_file == self.manifest.articles_file
+
+    def is_live(self, article_id: str, article_hash: str) -> bool:
+        """True for chunks of the article versions this state names (not leftovers)."""
+        entry = self.manifest.articles.get(article_id)
+        return entry is not None and entry.hash == article_hash
+
+    def chunk_ids(self, article_ids: Iterable[str]) -> list[str]:
+        entries = self.manifest.articles
+        return [
+            chunk
+            for article_id in article_ids
+            if article_id in entries
+            for chunk in chunk_ids(article_id, entries[article_id].hash, entries[article_id].chunks)
+        ]
+
+    def chunk_span(self, chunk_id: str) -> tuple[str, int, int]:
+        """(article id, start, end) of a live chunk."""
+        article_id, _, number = parse_chunk_id(chunk_id)
+        start, end = self.manifest.articles[article_id].spans[number]
+        return article_id, start, end
+
+    def sentences(self, article_id: str) -> list[tuple[int, int]]:
+        """Sentence spans of an article, computed once per reader."""
+        spans = self._sentences.get(article_id)
+        if spans is None:
+            spans = sentence_spans(self.articles[article_id].text)
+            self._sentences[article_id] = spans
+        return spans

@@ -1,0 +1,232 @@
+"""The extractive answerer: quote the retrieved sentences that best answer, cite each.
+
+No LLM: every sentence of the answer is a verbatim sentence of an article, so a
+citation is checkable by construction (`article.text[start:end] == text`). When
+no sentence scores above the calibrated threshold, the answer is the shared
+CANNOT_ANSWER text with no citations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from index.lexical import tokenize
+from index.reader import IndexReader
+from index.types import Article
+from newsdesk.settings import Settings
+from rag.followup import standalone_question
+from rag.retrieve import Filters, Passage, Retriever
+from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved
+
+_CACHE_LIMIT = 200_000
+
+Span = tuple[str, int, int]  # (article id, start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A sentence of a retrieved passage, with the features its score is made of."""
+
+    article: Article
+    start: int
+    end: int
+    rank: int  # best rank (1-based) of a passage containing it
+    context: int  # start of the sentence before it in its paragraph (or its own start)
+    dense: float = 0.0
+    lexical: float = 0.0
+    score: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.article.text[self.start : self.end]
+
+
+class Answerer:
+    """Questions in, cited Answers out, over one open index state."""
+
+    @classmethod
+    def open(cls, settings: Settings) -> Answerer:
+        """An answerer over the index the settings name (refusing a mismatched model)."""
+        return cls(IndexReader(settings), settings)
+
+    def __init__(self, reader: IndexReader, settings: Settings) -> None:
+        self.reader = reader
+        self.settings = settings
+        self.retriever = Retriever(reader, settings.retrieval)
+        self._vectors: dict[Span, np.ndarray] = {}
+        self.settings_hash = hashlib.sha256(
+            settings.model_dump_json(exclude={"index_dir"}).encode()
+        ).hexdigest()[:12]
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        began = time.perf_counter()
+        query = standalone_question(question, history)
+        passages = self.retriever.retrieve(query, filters, k)
+        retrieved_at = time.perf_counter()
+        candidates = self.score(query, passages)
+        chosen = self.choose(candidates)
+        answered_at = time.perf_counter()
+        answer = self._compose(question, query, chosen, passages)
+        answer.timings_ms.update(
+            retrieve=_ms(retrieved_at - began),
+            select=_ms(answered_at - retrieved_at),
+            total=_ms(time.perf_counter() - began),
+        )
+        return answer
+
+    def score(self, query: str, passages: Sequence[Passage]) -> list[Candidate]:
+        """Every sentence of the passages, scored against the query, best first.
+
+        A sentence is judged alone and together with the sentence before it in its
+        paragraph, and keeps the better of the two: "He declared that …" answers a
+        question about the Secretary General only in the light of the sentence that
+        names him.
+        """
+        found: dict[Span, Candidate] = {}
+        for rank, passage in enumerate(passages, start=1):
+            article = passage.article
+            spans = self.reader.sentences(article.id)
+            for i, (start, end) in enumerate(spans):
+                if end <= passage.start or start >= passage.end:
+                    continue
+                key = (article.id, start, end)
+                if key not in found:
+                    context = _context_start(article.text, spans, i)
+                    found[key] = Candidate(article, start, end, rank, context)
+        if not found:
+            return []
+        cands = list(found.values())
+        use_context = self.settings.answer.context
+        keys: list[Span] = [(c.article.id, c.start, c.end) for c in cands]
+        if use_context:
+            keys += [(c.article.id, c.context, c.end) for c in cands]
+        cosines = self._span_vectors(keys) @ self.reader.embedder.embed_query(query)
+        terms = set(tokenize(query))
+        weights = self.settings.answer
+        scored = []
+        for i, cand in enumerate(cands):
+            dense = float(cosines[i])
+            lexical = _coverage(terms, cand.text)
+            if use_context:
+                dense = max(dense, float(cosines[len(cands) + i]))
+                lexical = max(lexical, _coverage(terms, cand.article.text[cand.context : cand.end]))
+            score = (
+                weights.dense_weight * dense
+                + weights.lexical_weight * lexical
+                + weights.rank_weight / cand.rank
+            )
+            scored.append(replace(cand, dense=dense, lexical=lexical, score=score))
+        return sorted(scored, key=lambda c: -c.score)
+
+    def choose(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The best sentence if it clears the threshold, plus close runners-up."""
+        cfg = self.settings.answer
+        if not candidates or candidates[0].score < cfg.abstain_below:
+            return []
+        floor = max(cfg.abstain_below, candidates[0].score - cfg.sentence_margin)
+        chosen = [c for c in candidates if c.score >= floor][: cfg.max_sentences]
+        # Read in article order: articles by their best sentence, sentences by position.
+        first = {c.article.id: n for n, c in reversed(list(enumerate(chosen)))}
+        return sorted(chosen, key=lambda c: (first[c.article.id], c.start))
+
+    def _span_vectors(self, keys: list[Span]) -> np.ndarray:
+        missing = [key for key in keys if key not in self._vectors]
+        if missing:
+            if len(self._vectors) + len(missing) > _CACHE_LIMIT:
+                self._vectors.clear()
+            articles = self.reader.articles
+            texts = [articles[a].text[s:e] for a, s, e in missing]
+            for key, vector in zip(missing, self.reader.embedder.embed(texts), strict=True):
+                self._vectors[key] = vector
+        return np.stack([self._vectors[key] for key in keys])
+
+    def _compose(
+        self,
+        question: str,
+        query: str,
+        chosen: Sequence[Candidate],
+        passages: Sequence[Passage],
+    ) -> Answer:
+        numbers: dict[tuple[str, int, int], int] = {}
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for cand in chosen:
+            key = (cand.article.id, cand.start, cand.end)
+            if key not in numbers:
+                numbers[key] = len(numbers) + 1
+                citations.append(_citation(numbers[key], cand))
+            parts.append(f"{cand.text} [{numbers[key]}]")
+        return Answer(
+            question=question,
+            standalone_question=query,
+            answer=" ".join(parts) if parts else CANNOT_ANSWER,
+            abstained=not parts,
+            citations=citations,
+            retrieved=[_retrieved(p) for p in passages],
+            index_version=self.reader.version,
+            settings_hash=self.settings_hash,
+            timings_ms={},
+        )
+
+
+def _coverage(terms: set[str], text: str) -> float:
+    """Share of the question's terms that occur in the sentence."""
+    return len(terms & set(tokenize(text))) / len(terms) if terms else 0.0
+
+
+def _context_start(text: str, spans: Sequence[tuple[int, int]], i: int) -> int:
+    """Start of sentence i-1 when it is in the same paragraph, else of sentence i."""
+    start = spans[i][0]
+    if i == 0:
+        return start
+    before_start, before_end = spans[i - 1]
+    return start if "\n\n" in text[before_end:start] else before_start
+
+
+def _citation(n: int, cand: Candidate) -> Citation:
+    article = cand.article
+    return Citation(
+        n=n,
+        article_id=article.id,
+        title=article.title,
+        url=article.url,
+        date=article.date,
+        source=article.source,
+        author=article.author,
+        start=cand.start,
+        end=cand.end,
+        text=cand.text,
+        score=round(cand.score, 4),
+    )
+
+
+def _retrieved(p: Passage) -> Retrieved:
+    return Retrieved(
+        chunk_id=p.chunk_id,
+        article_id=p.article.id,
+        title=p.article.title,
+        date=p.article.date,
+        start=p.start,
+        end=p.end,
+        score=round(p.score, 6),
+        dense_score=None if p.dense_score is None else round(p.dense_score, 4),
+        lexical_score=None if p.lexical_score is None else round(p.lexical_score, 4),
+    )
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

@@ -1,0 +1,57 @@
+"""The answer record the CLI, the chat and the eval all share, and the one abstention text.
+
+An Answer is also a provenance record: with `index_version` and `settings_hash`
+anyone can re-check its citations later against the exact index it came from.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+CANNOT_ANSWER = "I cannot answer that from this collection."
+
+
+class Citation(BaseModel):
+    """A quoted span: `article.text[start:end] == text`, always."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    article_id: str
+    title: str
+    url: str
+    date: str | None
+    source: str
+    author: str = ""
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class Retrieved(BaseModel):
+    """A passage the retriever returned: evidence considered, not necessarily cited."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    article_id: str
+    title: str
+    date: str | None
+    start: int
+    end: int
+    score: float
+    dense_score: float | None
+    lexical_score: float | None
+
+
+class Answer(BaseModel):
+    question: str
+    standalone_question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    retrieved: list[Retrieved]
+    index_version: str
+    settings_hash: str
+    timings_ms: dict[str, float]
