@@ -103,11 +103,16 @@ class Embedder:
         )
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        """Unit-length float32 vectors, one row per text, in input order."""
+    def embed(self, texts: Sequence[str], *, truncation_ok: bool = False) -> Vectors:
+        """Unit-length float32 vectors, one row per text, in input order.
+
+        Indexing must never lose text silently, so over-long texts are reported;
+        `truncation_ok` is for query-time scoring, where the start of a text suffices.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        self._warn_if_truncated(texts)
+        if not truncation_ok:
+            self._warn_if_truncated(texts)
         return self._encode(list(texts))
 
     def embed_query(self, text: str) -> Vectors:

@@ -96,7 +96,7 @@ class RetrievalSettings(Section):
 
 class AnswerSettings(Section):
     abstain_below: float = Field(
-        default=0.45,
+        default=0.82,
         description=(
             "Abstain when the best sentence scores below this. Calibrated on the SQuAD "
             "dev subset: see docs/abstention.md."
@@ -105,14 +105,14 @@ class AnswerSettings(Section):
     max_sentences: int = Field(default=3, ge=1, le=10)
     context: bool = Field(
         default=True,
-        description="Also judge each sentence together with the one before it in its paragraph.",
+        description="Also judge each sentence together with the one before it.",
     )
     dense_weight: float = Field(default=1.0, ge=0, description="Sentence-question cosine.")
     lexical_weight: float = Field(
-        default=0.3, ge=0, description="Share of the question's terms the sentence contains."
+        default=0.5, ge=0, description="Share of the question's terms the sentence contains."
     )
     rank_weight: float = Field(
-        default=0.1, ge=0, description="How much the passage's retrieval rank counts."
+        default=0.0, ge=0, description="How much the passage's retrieval rank counts."
     )
     sentence_margin: float = Field(
         default=0.1,

@@ -36,7 +36,7 @@ class Candidate:
     start: int
     end: int
     rank: int  # best rank (1-based) of a passage containing it
-    context: int  # start of the sentence before it in its paragraph (or its own start)
+    context: int  # start of the sentence before it (or its own start)
     dense: float = 0.0
     lexical: float = 0.0
     score: float = 0.0
@@ -91,8 +91,8 @@ class Answerer:
     def score(self, query: str, passages: Sequence[Passage]) -> list[Candidate]:
         """Every sentence of the passages, scored against the query, best first.
 
-        A sentence is judged alone and together with the sentence before it in its
-        paragraph, and keeps the better of the two: "He declared that …" answers a
+        A sentence is judged alone and together with the sentence before it, and
+        keeps the better of the two: "He declared that …" answers a
         question about the Secretary General only in the light of the sentence that
         names him.
         """
@@ -105,7 +105,7 @@ class Answerer:
                     continue
                 key = (article.id, start, end)
                 if key not in found:
-                    context = _context_start(article.text, spans, i)
+                    context = _context_start(spans, i)
                     found[key] = Candidate(article, start, end, rank, context)
         if not found:
             return []
@@ -150,7 +150,7 @@ class Answerer:
                 self._vectors.clear()
             articles = self.reader.articles
             texts = [articles[a].text[s:e] for a, s, e in missing]
-            for key, vector in zip(missing, self.reader.embedder.embed(texts), strict=True):
+            for key, vector in zip(missing, self.reader.embedder.embed(texts, truncation_ok=True), strict=True):
                 self._vectors[key] = vector
         return np.stack([self._vectors[key] for key in keys])
 
@@ -188,13 +188,10 @@ def _coverage(terms: set[str], text: str) -> float:
     return len(terms & set(tokenize(text))) / len(terms) if terms else 0.0
 
 
-def _context_start(text: str, spans: Sequence[tuple[int, int]], i: int) -> int:
-    """Start of sentence i-1 when it is in the same paragraph, else of sentence i."""
-    start = spans[i][0]
-    if i == 0:
-        return start
-    before_start, before_end = spans[i - 1]
-    return start if "\n\n" in text[before_end:start] else before_start
+def _context_start(spans: Sequence[tuple[int, int]], i: int) -> int:
+    """Start of the sentence before sentence i (news paragraphs are often one sentence
+    long, so the paragraph break is no boundary here), or of sentence i itself."""
+    return spans[i - 1][0] if i > 0 else spans[i][0]
 
 
 def _citation(n: int, cand: Candidate) -> Citation:

@@ -1,0 +1,605 @@
+"""Question sets for citation-accuracy evaluation, in either supported format.
+
+Two formats are read, told apart by content rather than by file name, so a renamed
+file still loads and a wrong file fails loudly instead of yielding zero questions:
+
+- ``newsdesk``: JSONL, one question per line, whose gold evidence gives character
+  offsets into the loaded articles (``squad-dev-subset/questions.jsonl``);
+- ``multihop-rag``: MultiHop-RAG's ``MultiHopRAG.json``, a JSON array whose evidence
+  names an article by title and quotes a fact from it. The fact is located here, so
+  both formats end up as the same spans.
+
+Gold evidence is checked against the articles actually loaded: offsets into another
+version of an article would silently score every citation as wrong. A question whose
+evidence does not check out is skipped with a `Problem` naming the file, the line (or
+array index) and the field; the rest still load. Only a file that is unusable as a
+whole raises `QuestionSetError`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.dates import normalize_date
+from index.types import Article, Problem
+
+FORMAT_NEWSDESK = "newsdesk"
+FORMAT_MULTIHOP = "multihop-rag"
+
+EXPECTED = (
+    "expected newsdesk questions (JSONL: one JSON object with a 'question' per line) "
+    "or MultiHop-RAG questions (a JSON array of objects with 'query' and 'evidence_list')"
+)
+NO_ANSWER = "Insufficient information."  # MultiHop-RAG's answer to a null_query
+NULL_QUERY = "null_query"
+
+_ARTICLE_KEYS = ("text", "body", "content")
+_WHITESPACE = re.compile(r"\s+")
+_PREVIEW = 60
+
+Record = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """A gold passage: `[start, end)` in an article's text, or the whole article (None/None).
+
+    When offsets are given, `text == article.text[start:end]` always holds; for
+    article-level evidence `text` is what the source quoted (a MultiHop-RAG fact that
+    was not found in the body), kept so a person can see why it was not located.
+    `answer_start` is the answer's offset in the article when the source gives one
+    (SQuAD does), since a citation containing it is right even if sentence
+    boundaries differ.
+    """
+
+    article_id: str
+    start: int | None
+    end: int | None
+    text: str
+    answer_start: int | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    """One evaluation question with its gold answers and evidence.
+
+    `kind` says where it came from or what it tests: the SQuAD split for the
+    newsdesk format ("SQuAD v1.1 dev"), the `question_type` for MultiHop-RAG.
+    """
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    answerable: bool
+    evidence: tuple[EvidenceItem, ...]
+    kind: str
+
+
+@dataclass
+class QuestionSet:
+    """The questions that loaded, the problems with those that did not, and the file hash.
+
+    `sha256` is over the file's bytes, so a report can name exactly which set it scored.
+    """
+
+    format: str  # FORMAT_NEWSDESK or FORMAT_MULTIHOP
+    questions: list[Question]
+    problems: list[Problem]
+    sha256: str
+
+
+class QuestionSetError(ValueError):
+    """The file as a whole is unusable; the message names it and says why."""
+
+
+class _Invalid(Exception):
+    """One record is unusable: raised by the validators, turned into a `Problem`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def load_questions(path: str | Path, articles: Mapping[str, Article]) -> QuestionSet:
+    """Load a question set in either format, checking its evidence against `articles`.
+
+    `articles` maps article id to article, as loaded by `index.load.load_sources`.
+    Raises `QuestionSetError` when the file cannot be read or is in neither format.
+    """
+    path = Path(path)
+    where = path.as_posix()
+    data = _read_bytes(path, where)
+    text = _decode(data, where)
+    start = text.lstrip()[:1]
+    if start == "[":
+        fmt = FORMAT_MULTIHOP
+        questions, problems = _load_multihop(_multihop_items(text, where), where, path, articles)
+    elif start == "{":
+        fmt = FORMAT_NEWSDESK
+        _check_jsonl(text, where)
+        questions, problems = _load_newsdesk(text, where, path, articles)
+    elif not start:
+        raise QuestionSetError(f"{where}: empty file; {EXPECTED}")
+    else:
+        preview = _preview(text.lstrip())
+        raise QuestionSetError(f"{where}: not JSON or JSONL (it starts {preview}); {EXPECTED}")
+    digest = hashlib.sha256(data).hexdigest()
+    return QuestionSet(format=fmt, questions=questions, problems=problems, sha256=digest)
+
+
+# --- reading and detecting -----------------------------------------------------
+
+
+def _read_bytes(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise QuestionSetError(f"{where}: cannot read file: {exc.strerror or exc}") from exc
+
+
+def _decode(data: bytes, where: str) -> str:
+    """Strict UTF-8, as the article loader reads: a guessed encoding would shift quotes."""
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QuestionSetError(
+            f"{where}: not valid UTF-8 (byte offset {exc.start + bom}); {EXPECTED}"
+        ) from exc
+    if "\x00" in text:
+        raise QuestionSetError(f"{where}: contains a NUL byte (binary or UTF-16?); {EXPECTED}")
+    return text
+
+
+def _multihop_items(text: str, where: str) -> list[object]:
+    """The array's items, if its first object is a MultiHop-RAG question.
+
+    The first object decides, so one malformed question further on is a `Problem`
+    while an article collection passed by mistake is refused outright.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise QuestionSetError(
+            f"{where}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {EXPECTED}"
+        ) from exc
+    if not isinstance(value, list):  # cannot happen for text starting "[", but say so
+        raise QuestionSetError(f"{where}: not a JSON array; {EXPECTED}")
+    first = next((item for item in value if isinstance(item, dict)), None)
+    if first is None:
+        raise QuestionSetError(f"{where}: a JSON array with no objects; {EXPECTED}")
+    if "query" not in first or "evidence_list" not in first:
+        raise QuestionSetError(f"{where}: a JSON array of {_describe(first)}; {EXPECTED}")
+    return value
+
+
+def _check_jsonl(text: str, where: str) -> None:
+    """The first line holding a JSON object must be a question; lines before it that
+    are not objects become per-line problems when the file is loaded."""
+    first_error = ""
+    for number, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            first_error = first_error or f"line {number}: {exc.msg} at column {exc.colno}"
+            continue
+        if not isinstance(value, dict):
+            continue
+        if "question" in value:
+            return
+        raise QuestionSetError(f"{where}:{number}: a JSON object of {_describe(value)}; {EXPECTED}")
+    why = f"invalid JSON ({first_error})" if first_error else "no JSON object on any line"
+    raise QuestionSetError(f"{where}: {why}; {EXPECTED}")
+
+
+def _describe(record: Record) -> str:
+    """What a record that is not a question looks like, so the error points at the mix-up."""
+    if any(key in record for key in _ARTICLE_KEYS):
+        return "articles, not questions (pass it as an article source instead)"
+    if "query" in record:
+        return "MultiHop-RAG questions, which must come as one JSON array, not JSONL"
+    if "question" in record:
+        return "newsdesk questions, which must be JSONL (one object per line), not an array"
+    keys = ", ".join(repr(str(key)) for key in list(record)[:6]) or "no keys"
+    return f"unrecognised objects (keys: {keys})"
+
+
+def _lines(text: str) -> list[str]:
+    # split("\n"), not splitlines(): JSON strings may hold U+2028, which splitlines breaks on.
+    return text.split("\n")
+
+
+# --- newsdesk format (JSONL) ---------------------------------------------------
+
+
+def _load_newsdesk(
+    text: str, where: str, path: Path, articles: Mapping[str, Article]
+) -> tuple[list[Question], list[Problem]]:
+    questions: list[Question] = []
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        at = f"{where}:{number}"
+        try:
+            question = _newsdesk_question(_parse_line(line), f"{path.stem}-{number}", articles)
+        except _Invalid as exc:
+            problems.append(Problem(at, f"{exc.message}; question skipped", exc.field or None))
+            continue
+        if question.id in first_line:
+            message = f"duplicate id {question.id!r}, first on line {first_line[question.id]}"
+            problems.append(Problem(at, f"{message}; question skipped", "id"))
+            continue
+        first_line[question.id] = number
+        questions.append(question)
+    return questions, problems
+
+
+def _parse_line(line: str) -> Record:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _Invalid("", f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(value, dict):
+        raise _Invalid("", f"expected a JSON object, got {_json_kind(value)}")
+    return value
+
+
+def _newsdesk_question(
+    record: Record, default_id: str, articles: Mapping[str, Article]
+) -> Question:
+    """`answerable` defaults to having evidence, `kind` to the record's `source`."""
+    question = _required_text(record, "question")
+    question_id = _optional_id(record, default_id)
+    answers = _string_tuple(record, "answers")
+    items = _optional_list(record, "evidence")
+    evidence = tuple(
+        _newsdesk_evidence(item, f"evidence[{j}]", articles) for j, item in enumerate(items)
+    )
+    answerable = _optional_bool(record, "answerable", default=bool(evidence))
+    kind = _optional_str(record, "kind") or _optional_str(record, "source")
+    return Question(question_id, question, answers, answerable, evidence, kind)
+
+
+def _newsdesk_evidence(item: object, name: str, articles: Mapping[str, Article]) -> EvidenceItem:
+    """A span whose quoted text must equal the article's text at its offsets.
+
+    Neither offset given means the article as a whole; then `text` is optional.
+    """
+    if not isinstance(item, dict):
+        raise _Invalid(name, f"expected a JSON object, got {_json_kind(item)}")
+    article = _known_article(item, name, articles)
+    start = _optional_offset(item, "start", name)
+    end = _optional_offset(item, "end", name)
+    if start is None and end is None:
+        quote = _optional_str(item, "text", name)
+        answer_start = _answer_start(item, name, 0, len(article.text))
+        return EvidenceItem(article.id, None, None, quote, answer_start)
+    if start is None or end is None:
+        missing = "start" if start is None else "end"
+        raise _Invalid(f"{name}.{missing}", "missing: give both start and end, or neither")
+    _check_span(start, end, len(article.text), name)
+    span = article.text[start:end]
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise _Invalid(f"{name}.text", f"expected the quoted text, got {_json_kind(text)}")
+    if text != span:
+        raise _Invalid(
+            f"{name}.text",
+            f"{_preview(text)} does not match article {article.id!r} at [{start}:{end}], "
+            f"which reads {_preview(span)}",
+        )
+    answer_start = _answer_start(item, name, start, end)
+    return EvidenceItem(article.id, start, end, text, answer_start)
+
+
+def _known_article(item: Record, name: str, articles: Mapping[str, Article]) -> Article:
+    article_id = item.get("article_id")
+    if isinstance(article_id, int) and not isinstance(article_id, bool):
+        article_id = str(article_id)  # the article loader accepts integer ids too
+    if not isinstance(article_id, str) or not article_id.strip():
+        raise _Invalid(
+            f"{name}.article_id", f"expected an article id, got {_json_kind(article_id)}"
+        )
+    article = articles.get(article_id)
+    if article is None:
+        raise _Invalid(
+            f"{name}.article_id",
+            f"unknown article {article_id!r} (not among the {len(articles)} loaded articles)",
+        )
+    return article
+
+
+def _check_span(start: int, end: int, length: int, name: str) -> None:
+    if not 0 <= start < length:
+        raise _Invalid(f"{name}.start", f"{start} is out of range for an article of {length} chars")
+    if end > length:
+        raise _Invalid(f"{name}.end", f"{end} is out of range for an article of {length} chars")
+    if end <= start:
+        raise _Invalid(f"{name}.end", f"{end} is not after start {start}")
+
+
+def _answer_start(item: Record, name: str, low: int, high: int) -> int | None:
+    """An answer offset outside its evidence means the record is internally inconsistent."""
+    value = _optional_offset(item, "answer_start", name)
+    if value is not None and not low <= value < high:
+        raise _Invalid(f"{name}.answer_start", f"{value} is outside the evidence [{low}:{high}]")
+    return value
+
+
+# --- MultiHop-RAG format (JSON array) ------------------------------------------
+
+
+def _load_multihop(
+    items: list[object], where: str, path: Path, articles: Mapping[str, Article]
+) -> tuple[list[Question], list[Problem]]:
+    locator = _Locator(articles.values())
+    questions: list[Question] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        at = f"{where}:[{index}]"
+        try:
+            question, notes = _multihop_question(item, f"{path.stem}-{index}", locator)
+        except _Invalid as exc:
+            problems.append(Problem(at, f"{exc.message}; question skipped", exc.field or None))
+            continue
+        if question is not None and question.id in seen:
+            notes.append(_Invalid("id", f"duplicate id {question.id!r}; question skipped"))
+            question = None
+        kept = question is not None
+        problems.extend(Problem(at, note.message, note.field or None, kept=kept) for note in notes)
+        if question is not None:
+            seen.add(question.id)
+            questions.append(question)
+    return questions, problems
+
+
+def _multihop_question(
+    item: object, default_id: str, locator: _Locator
+) -> tuple[Question | None, list[_Invalid]]:
+    """The question (None if no evidence could be placed) and notes on evidence not found.
+
+    A null_query is unanswerable by design, so it keeps no evidence and needs none.
+    """
+    if not isinstance(item, dict):
+        raise _Invalid("", f"expected a JSON object, got {_json_kind(item)}")
+    query = _required_text(item, "query")
+    question_id = _optional_id(item, default_id)
+    kind = _optional_str(item, "question_type")
+    answer = _optional_str(item, "answer")
+    answers = () if answer.strip() in ("", NO_ANSWER) else (answer,)
+    if kind == NULL_QUERY:
+        return Question(question_id, query, answers, False, (), kind), []
+    evidence, notes = _multihop_evidence(_optional_list(item, "evidence_list"), locator)
+    if not evidence:
+        notes.append(
+            _Invalid(
+                "evidence_list", "no evidence found among the loaded articles; question skipped"
+            )
+        )
+        return None, notes
+    return Question(question_id, query, answers, True, evidence, kind), notes
+
+
+def _multihop_evidence(
+    items: list[object], locator: _Locator
+) -> tuple[tuple[EvidenceItem, ...], list[_Invalid]]:
+    found: list[EvidenceItem] = []
+    notes: list[_Invalid] = []
+    for j, item in enumerate(items):
+        name = f"evidence_list[{j}]"
+        try:
+            found.append(_multihop_item(item, name, locator))
+        except _Invalid as exc:
+            notes.append(exc)
+    return tuple(dict.fromkeys(found)), notes  # the same fact twice is one piece of evidence
+
+
+def _multihop_item(item: object, name: str, locator: _Locator) -> EvidenceItem:
+    if not isinstance(item, dict):
+        raise _Invalid(name, f"expected a JSON object, got {_json_kind(item)}")
+    title = _required_text(item, "title", name)
+    fact = _optional_str(item, "fact", name)
+    evidence = locator.locate(title, item, fact)
+    if evidence is None:
+        raise _Invalid(f"{name}.title", f"no loaded article has the title {_preview(title)}")
+    return evidence
+
+
+class _Locator:
+    """Finds an evidence item's article by title and its fact's span in the body.
+
+    Titles are matched exactly (both sides stripped, as the article loader strips
+    them), then ignoring case and runs of whitespace. Among articles sharing a title,
+    the one whose url, then date, then source match wins; then one that contains the
+    fact; then the first loaded.
+    """
+
+    def __init__(self, articles: Iterable[Article]) -> None:
+        self._exact: dict[str, list[Article]] = {}
+        self._loose: dict[str, list[Article]] = {}
+        self._collapsed: dict[str, tuple[str, list[int]]] = {}
+        for article in articles:
+            self._exact.setdefault(article.title.strip(), []).append(article)
+            self._loose.setdefault(_loose_title(article.title), []).append(article)
+
+    def locate(self, title: str, item: Record, fact: str) -> EvidenceItem | None:
+        candidates = self._exact.get(title.strip()) or self._loose.get(_loose_title(title))
+        if not candidates:
+            return None
+        spans = [self._find(article, fact) for article in candidates]
+        best = max(
+            range(len(candidates)),
+            key=lambda i: (_metadata_match(candidates[i], item), spans[i] is not None),
+        )
+        article, span = candidates[best], spans[best]
+        if span is None:
+            return EvidenceItem(article.id, None, None, fact)
+        return EvidenceItem(article.id, span[0], span[1], article.text[span[0] : span[1]])
+
+    def _find(self, article: Article, fact: str) -> tuple[int, int] | None:
+        """Verbatim first; then with whitespace runs collapsed on both sides, mapped back."""
+        needle = fact.strip()
+        if not needle:
+            return None
+        start = article.text.find(needle)
+        if start >= 0:
+            return start, start + len(needle)
+        needle = _WHITESPACE.sub(" ", needle)
+        collapsed, offsets = self._collapse(article)
+        at = collapsed.find(needle)
+        if at < 0:
+            return None
+        # The needle starts and ends with non-space, so both ends map to real characters.
+        return offsets[at], offsets[at + len(needle) - 1] + 1
+
+    def _collapse(self, article: Article) -> tuple[str, list[int]]:
+        cached = self._collapsed.get(article.id)
+        if cached is None:
+            cached = self._collapsed[article.id] = _collapse_whitespace(article.text)
+        return cached
+
+
+def _collapse_whitespace(text: str) -> tuple[str, list[int]]:
+    """`text` with each whitespace run as one space, and each kept char's original offset."""
+    pieces: list[str] = []
+    offsets: list[int] = []
+    position = 0
+    for match in _WHITESPACE.finditer(text):
+        pieces.append(text[position : match.start()])
+        offsets.extend(range(position, match.start()))
+        pieces.append(" ")
+        offsets.append(match.start())
+        position = match.end()
+    pieces.append(text[position:])
+    offsets.extend(range(position, len(text)))
+    return "".join(pieces), offsets
+
+
+def _loose_title(title: str) -> str:
+    return _WHITESPACE.sub(" ", title).strip().casefold()
+
+
+def _metadata_match(article: Article, item: Record) -> tuple[bool, bool, bool]:
+    """Which of url, date, source agree, in that order of weight: a url is near-unique."""
+    url = item.get("url")
+    source = item.get("source")
+    return (
+        isinstance(url, str) and bool(url.strip()) and url.strip() == article.url,
+        article.date is not None and _normalized_date(item.get("published_at")) == article.date,
+        isinstance(source, str) and bool(source.strip()) and source.strip() == article.source,
+    )
+
+
+def _normalized_date(value: object) -> str | None:
+    """As the article loader stores dates, so both sides compare in one form."""
+    try:
+        return normalize_date(value)
+    except ValueError:
+        return None
+
+
+# --- field validators ------------------------------------------------------------
+
+
+def _field(name: str, key: str) -> str:
+    return f"{name}.{key}" if name else key
+
+
+def _required_text(record: Record, key: str, name: str = "") -> str:
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise _Invalid(_field(name, key), f"expected text, got {_json_kind(value)}")
+    if not value.strip():
+        raise _Invalid(_field(name, key), "blank")
+    return value.strip()
+
+
+def _optional_str(record: Record, key: str, name: str = "") -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(_field(name, key), f"expected a string, got {_json_kind(value)}")
+    return value
+
+
+def _optional_id(record: Record, default: str) -> str:
+    """Ids key the per-question results, so only strings and integers are accepted."""
+    value = record.get("id")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _Invalid("id", f"expected a string or integer, got {_json_kind(value)}")
+
+
+def _optional_bool(record: Record, key: str, *, default: bool) -> bool:
+    value = record.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _Invalid(key, f"expected true or false, got {_json_kind(value)}")
+    return value
+
+
+def _optional_list(record: Record, key: str) -> list[object]:
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Invalid(key, f"expected an array, got {_json_kind(value)}")
+    return value
+
+
+def _string_tuple(record: Record, key: str) -> tuple[str, ...]:
+    values = _optional_list(record, key)
+    for j, value in enumerate(values):
+        if not isinstance(value, str):
+            raise _Invalid(f"{key}[{j}]", f"expected a string, got {_json_kind(value)}")
+    return tuple(str(value) for value in values)
+
+
+def _optional_offset(record: Record, key: str, name: str) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(f"{name}.{key}", f"expected a character offset, got {_json_kind(value)}")
+    return value
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "a blank string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"
+
+
+def _preview(text: str) -> str:
+    """A short quote of `text` for a message; long spans would bury the point."""
+    if len(text) <= _PREVIEW:
+        return repr(text)
+    return repr(text[: _PREVIEW - 3] + "...")
