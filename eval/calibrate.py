@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.metrics import Gold, Span, gold_from_record, is_relevant, percentile
 from index.build import Indexer
 from newsdesk.settings import AnswerSettings, Settings, load_settings
 from rag.answer import Answerer, Candidate
@@ -50,14 +50,8 @@ class Scored:
     gold: np.ndarray
 
 
-def is_gold(cand: Candidate, evidence: Sequence[dict[str, object]]) -> bool:
-    """The candidate sentence overlaps a gold evidence span in the gold article."""
-    return any(
-        cand.article.id == ev["article_id"]
-        and cand.start < int(str(ev["end"]))
-        and cand.end > int(str(ev["start"]))
-        for ev in evidence
-    )
+def is_gold(cand: Candidate, gold: Gold) -> bool:
+    return is_relevant(Span(cand.article.id, cand.start, cand.end), gold.evidence)
 
 
 def collect(
@@ -67,21 +61,20 @@ def collect(
     everything = sorted(answerer.reader.articles)
     rows = []
     for q in questions:
+        gold = gold_from_record(q)
         filters = None
         if hide_gold:
-            gold = {str(ev["article_id"]) for ev in q["evidence"]}  # type: ignore[attr-defined]
-            filters = Filters(article_ids=tuple(a for a in everything if a not in gold))
+            hidden = {ev.article_id for ev in gold.evidence}
+            filters = Filters(article_ids=tuple(a for a in everything if a not in hidden))
         passages = answerer.retriever.retrieve(str(q["question"]), filters)
         cands = answerer.score(str(q["question"]), passages)
-        evidence = q.get("evidence") or []
-        assert isinstance(evidence, list)
         rows.append(
             Scored(
                 answerable=bool(q["answerable"]) and not hide_gold,
                 dense=np.array([c.dense for c in cands]),
                 lexical=np.array([c.lexical for c in cands]),
                 inv_rank=np.array([1.0 / c.rank for c in cands]),
-                gold=np.array([is_gold(c, evidence) for c in cands], dtype=bool),
+                gold=np.array([is_gold(c, gold) for c in cands], dtype=bool),
             )
         )
     return rows
@@ -192,7 +185,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     for q in questions:
         answer = timed.ask(str(q["question"]))
         latencies.append(answer.timings_ms["total"])
-    quantiles = statistics.quantiles(latencies, n=100)
     print(
         json.dumps(
             {
@@ -201,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "gold_among_candidates": _mean(bool(r.gold.any()) for r in groups["answerable"]),
                 "with_current_settings": {"answer": settings.answer.model_dump(), **current},
                 "calibrated": {"answer": chosen.model_dump(), **result},
-                "latency_ms_warm": {"p50": quantiles[49], "p95": quantiles[94]},
+                "latency_ms_warm": {
+                    "p50": percentile(latencies, 50),
+                    "p95": percentile(latencies, 95),
+                },
                 "feature_pass_seconds": round(collect_seconds, 1),
             },
             indent=2,
