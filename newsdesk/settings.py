@@ -96,7 +96,7 @@ class RetrievalSettings(Section):
 
 class AnswerSettings(Section):
     abstain_below: float = Field(
-        default=0.82,
+        default=0.72,
         description=(
             "Abstain when the best sentence scores below this. Calibrated on the SQuAD "
             "dev subset: see docs/abstention.md."
@@ -109,7 +109,7 @@ class AnswerSettings(Section):
     )
     dense_weight: float = Field(default=1.0, ge=0, description="Sentence-question cosine.")
     lexical_weight: float = Field(
-        default=0.5, ge=0, description="Share of the question's terms the sentence contains."
+        default=0.3, ge=0, description="Share of the question's terms the sentence contains."
     )
     rank_weight: float = Field(
         default=0.0, ge=0, description="How much the passage's retrieval rank counts."
