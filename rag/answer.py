@@ -150,7 +150,9 @@ class Answerer:
                 self._vectors.clear()
             articles = self.reader.articles
             texts = [articles[a].text[s:e] for a, s, e in missing]
-            for key, vector in zip(missing, self.reader.embedder.embed(texts, truncation_ok=True), strict=True):
+            for key, vector in zip(
+                missing, self.reader.embedder.embed(texts, truncation_ok=True), strict=True
+            ):
                 self._vectors[key] = vector
         return np.stack([self._vectors[key] for key in keys])
 
