@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import Gold, Span, gold_from_record, is_relevant, percentile
+from eval.dataset import Question, load_questions
+from eval.metrics import Gold, Span, gold_of, is_relevant, percentile
 from index.build import Indexer
 from newsdesk.settings import AnswerSettings, Settings, load_settings
 from rag.answer import Answerer, Candidate
@@ -55,22 +56,22 @@ def is_gold(cand: Candidate, gold: Gold) -> bool:
 
 
 def collect(
-    answerer: Answerer, questions: Sequence[dict[str, object]], hide_gold: bool = False
+    answerer: Answerer, questions: Sequence[Question], hide_gold: bool = False
 ) -> list[Scored]:
     """Candidate features per question; with `hide_gold`, its gold articles are filtered out."""
     everything = sorted(answerer.reader.articles)
     rows = []
     for q in questions:
-        gold = gold_from_record(q)
+        gold = gold_of(q)
         filters = None
         if hide_gold:
             hidden = {ev.article_id for ev in gold.evidence}
             filters = Filters(article_ids=tuple(a for a in everything if a not in hidden))
-        passages = answerer.retriever.retrieve(str(q["question"]), filters)
-        cands = answerer.score(str(q["question"]), passages)
+        passages = answerer.retriever.retrieve(q.question, filters)
+        cands = answerer.score(q.question, passages)
         rows.append(
             Scored(
-                answerable=bool(q["answerable"]) and not hide_gold,
+                answerable=q.answerable and not hide_gold,
                 dense=np.array([c.dense for c in cands]),
                 lexical=np.array([c.lexical for c in cands]),
                 inv_rank=np.array([1.0 / c.rank for c in cands]),
@@ -160,14 +161,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(index_dir=args.index_dir)
     Indexer(settings).update([args.articles])
     answerer = Answerer.open(settings)
-    questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line]
+    questions = load_questions(args.questions, answerer.reader.articles).questions
 
-    answerable = [q for q in questions if q["answerable"]]
+    answerable = [q for q in questions if q.answerable]
     began = time.perf_counter()
     groups: dict[str, Sequence[Scored]] = {
         "answerable": collect(answerer, answerable),
         "not_in_collection": collect(answerer, answerable, hide_gold=True),
-        "adversarial": collect(answerer, [q for q in questions if not q["answerable"]]),
+        "adversarial": collect(answerer, [q for q in questions if not q.answerable]),
     }
     collect_seconds = time.perf_counter() - began
     chosen, result = search(groups, settings.answer)
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     timed = Answerer(answerer.reader, tuned)
     latencies = []
     for q in questions:
-        answer = timed.ask(str(q["question"]))
+        answer = timed.ask(q.question)
         latencies.append(answer.timings_ms["total"])
     print(
         json.dumps(

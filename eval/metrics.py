@@ -16,11 +16,12 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from eval.dataset import Question
     from rag.types import Answer
 
 Report = dict[str, dict[str, float | int | None]]
@@ -402,30 +403,12 @@ def threshold_curve(
 # --- Adapters from the project's records ------------------------------------------
 
 
-def gold_from_record(record: Mapping[str, object]) -> Gold:
-    """A Gold from one questions.jsonl line (already parsed from JSON).
-
-    An evidence item without `start`/`end` (or with them null) is article-level.
-    """
-    answers = record.get("answers") or []
-    evidence = record.get("evidence") or []
-    if not isinstance(answers, list) or not isinstance(evidence, list):
-        raise ValueError("answers and evidence must be lists")
+def gold_of(question: Question) -> Gold:
+    """The scoring view of a loaded question (see eval.dataset)."""
     return Gold(
-        answerable=bool(record["answerable"]),
-        answers=tuple(str(a) for a in answers),
-        evidence=tuple(_evidence_from_record(item) for item in evidence),
-    )
-
-
-def _evidence_from_record(item: object) -> Evidence:
-    if not isinstance(item, Mapping):
-        raise ValueError(f"evidence item is not an object: {item!r}")
-    start, end = item.get("start"), item.get("end")
-    return Evidence(
-        article_id=str(item["article_id"]),
-        start=None if start is None else int(start),
-        end=None if end is None else int(end),
+        answerable=question.answerable,
+        answers=question.answers,
+        evidence=tuple(Evidence(e.article_id, e.start, e.end) for e in question.evidence),
     )
 
 

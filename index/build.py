@@ -123,7 +123,7 @@ class Indexer:
                 chunk_tokens=params.chunk_tokens,
                 overlap_tokens=params.overlap_tokens,
                 title_tokens=params.title_tokens,
-                sources=_source_names(sources),
+                sources=source_names(sources),
                 includes_demo=any(is_demo_source(Path(s)) for s in sources),
                 created_at=now_iso(),
                 updated_at=now_iso(),
@@ -200,7 +200,7 @@ class Indexer:
                     "articles_file": articles_file,
                     "lexical_dir": lexical_dir,
                     "articles": articles,
-                    "sources": sorted({*old.sources, *_source_names(sources)}),
+                    "sources": sorted({*old.sources, *source_names(sources)}),
                     "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
                     "updated_at": now_iso(),
                 }
@@ -320,7 +320,7 @@ def _drop_leftovers(client: ClientAPI, prefix: str, keep: str) -> None:
             drop_collection(client, str(name))
 
 
-def _source_names(sources: Sequence[Path]) -> list[str]:
+def source_names(sources: Sequence[Path]) -> list[str]:
     return sorted(str(Path(s).resolve()) for s in sources)
 
 

@@ -17,6 +17,7 @@ from newsdesk import __version__
 COMMANDS = {
     "index": ("index.cli", "index_group"),
     "ask": ("rag.cli", "ask"),
+    "eval": ("eval.cli", "eval_group"),
 }
 
 

@@ -81,6 +81,7 @@ class Answerer:
         chosen = self.choose(candidates)
         answered_at = time.perf_counter()
         answer = self._compose(question, query, chosen, passages)
+        answer.best_score = round(candidates[0].score, 4) if candidates else None
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
             select=_ms(answered_at - retrieved_at),
@@ -177,6 +178,7 @@ class Answerer:
             standalone_question=query,
             answer=" ".join(parts) if parts else CANNOT_ANSWER,
             abstained=not parts,
+            best_score=None,
             citations=citations,
             retrieved=[_retrieved(p) for p in passages],
             index_version=self.reader.version,

@@ -50,6 +50,7 @@ class Answer(BaseModel):
     standalone_question: str
     answer: str
     abstained: bool
+    best_score: float | None  # the best sentence's score, cited or not: what abstention tested
     citations: list[Citation]
     retrieved: list[Retrieved]
     index_version: str

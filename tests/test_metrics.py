@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from eval.dataset import EvidenceItem, Question
 from eval.metrics import (
     CitedSpan,
     Evidence,
@@ -18,7 +19,7 @@ from eval.metrics import (
     covers,
     evidence_recall_at,
     f1,
-    gold_from_record,
+    gold_of,
     hit_at,
     is_relevant,
     ndcg_at,
@@ -362,27 +363,23 @@ def test_threshold_curve() -> None:
 # --- Adapters ------------------------------------------------------------------
 
 
-def test_gold_from_record() -> None:
-    record = {
-        "question": "q",
-        "answers": ["captive import policy", "captive import"],
-        "answerable": True,
-        "evidence": [
-            {"article_id": "1973_oil_crisis", "text": "…", "start": 15280, "end": 15440},
-            {"article_id": "news-7", "text": "a fact"},
-            {"article_id": "news-8", "start": None, "end": None},
-        ],
-    }
-    assert gold_from_record(record) == Gold(
+def test_gold_of_a_loaded_question() -> None:
+    question = Question(
+        id="q1",
+        question="q",
+        answers=("captive import policy", "captive import"),
+        answerable=True,
+        evidence=(
+            EvidenceItem("1973_oil_crisis", 15280, 15440, "…"),
+            EvidenceItem("news-7", None, None, "a fact"),
+        ),
+        kind="test",
+    )
+    assert gold_of(question) == Gold(
         answerable=True,
         answers=("captive import policy", "captive import"),
-        evidence=(
-            Evidence("1973_oil_crisis", 15280, 15440),
-            Evidence("news-7", None, None),
-            Evidence("news-8", None, None),
-        ),
+        evidence=(Evidence("1973_oil_crisis", 15280, 15440), Evidence("news-7", None, None)),
     )
-    assert gold_from_record({"answers": [], "answerable": False, "evidence": []}) == UNANSWERABLE
 
 
 def test_question_result_from_answer() -> None:
@@ -391,6 +388,7 @@ def test_question_result_from_answer() -> None:
         standalone_question="q",
         answer="The Denver Broncos won.",
         abstained=False,
+        best_score=0.9,
         citations=[
             Citation(
                 n=1,

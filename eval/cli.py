@@ -1,0 +1,123 @@
+"""`newsdesk eval QUESTIONS --articles ARTICLES` and `newsdesk eval history`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from eval.dataset import QuestionSetError
+from eval.report import fmt, write_report
+from eval.run import append_history, read_history, run_eval
+from index.build import NothingToIndex
+from index.embed import ModelNotAvailable
+from index.lexical import LexicalIndexError
+from index.manifest import UnusableIndex
+from index.store import StoreUnavailable
+from newsdesk.clikit import index_dir_option, reported, settings_from
+
+FAILURES = (
+    QuestionSetError,
+    NothingToIndex,
+    UnusableIndex,
+    ModelNotAvailable,
+    StoreUnavailable,
+    LexicalIndexError,
+    OSError,
+)
+
+
+class RunByDefault(click.Group):
+    """`newsdesk eval FILE …` runs an evaluation; `newsdesk eval history` lists past runs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("eval", cls=RunByDefault)
+def eval_group() -> None:
+    """Score citations, retrieval and abstention on a question set with gold evidence.
+
+    \b
+    newsdesk eval QUESTIONS --articles ARTICLES [--out DIR] [--k 10] [--limit N] [--json]
+    newsdesk eval history [--index-dir DIR]
+    """
+
+
+@eval_group.command("run")
+@click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--articles",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The articles the questions are about (repeatable).",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+@index_dir_option
+def run(
+    questions: Path,
+    articles: tuple[Path, ...],
+    out: Path,
+    k: int,
+    limit: int | None,
+    as_json: bool,
+    index_dir: Path | None,
+) -> None:
+    """Index ARTICLES (reused when up to date), ask every question in QUESTIONS, score them.
+
+    The index lives in --index-dir (default OUT/index), so re-runs reuse it.
+    """
+    settings = settings_from(index_dir or out / "index")
+    with reported(*FAILURES), click.progressbar(length=1, label="asking", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = run_eval(questions, list(articles), settings, k=k, limit=limit, progress=progress)
+    written = write_report(out, result)
+    append_history(settings.index_dir, result.report)
+    for problem in result.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+        return
+    click.echo(_headline(result.report))
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@eval_group.command()
+@index_dir_option
+def history(index_dir: Path | None) -> None:
+    """Past runs against this index: did a change make citations better or worse?"""
+    settings = settings_from(index_dir or Path("eval-out") / "index")
+    rows = read_history(settings.index_dir)
+    if not rows:
+        click.echo(f"no evaluations recorded in {settings.index_dir}")
+        return
+    keys = list(rows[0])
+    widths = {key: max(len(key), *(len(fmt(row.get(key))) for row in rows)) for key in keys}
+    click.echo("  ".join(key.ljust(widths[key]) for key in keys))
+    for row in rows:
+        click.echo("  ".join(fmt(row.get(key)).ljust(widths[key]) for key in keys))
+
+
+def _headline(report: dict[str, Any]) -> str:
+    pick = {
+        "hit@10": report["retrieval"]["hit@10"],
+        "citation precision": report["citation"]["precision"],
+        "citation recall": report["citation"]["recall"],
+        "answered (answerable)": report["answer"]["answered_rate"],
+        "abstention accuracy": report["abstention"]["accuracy"],
+        "latency p50 ms": report["latency_ms"]["p50"],
+    }
+    return "; ".join(f"{key} {fmt(value)}" for key, value in pick.items())

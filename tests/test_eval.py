@@ -1,0 +1,97 @@
+"""`newsdesk eval` end to end on a small hand-made question set: real model, real index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from eval.cli import eval_group
+from tests.conftest import NEWS, write_jsonl
+
+
+def _evidence(article: dict[str, str], sentence: str, answer: str) -> dict[str, object]:
+    start = article["text"].index(sentence)
+    return {
+        "article_id": article["id"],
+        "text": sentence,
+        "start": start,
+        "end": start + len(sentence),
+        "answer_start": article["text"].index(answer),
+    }
+
+
+def test_eval_writes_reports_and_history(tmp_path: Path):
+    articles = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    harbour, orchard = NEWS[0], NEWS[1]
+    cables = "Engineers found cracks in two of the steel cables during a routine inspection."
+    crop = "A warm spring and late rain helped the crop."
+    questions = write_jsonl(
+        tmp_path / "questions.jsonl",
+        [
+            {
+                "id": "q-cables",
+                "question": "What did engineers find in the bridge cables?",
+                "answers": ["cracks"],
+                "answerable": True,
+                "evidence": [_evidence(harbour, cables, "cracks")],
+            },
+            {
+                "id": "q-crop",
+                "question": "What helped the apple crop?",
+                "answers": ["A warm spring and late rain"],
+                "answerable": True,
+                "evidence": [_evidence(orchard, crop, "A warm spring")],
+            },
+            {
+                "id": "q-none",
+                "question": "What is the airspeed velocity of an unladen swallow?",
+                "answers": [],
+                "answerable": False,
+                "evidence": [],
+            },
+        ],
+    )
+    out = tmp_path / "out"
+    runner = CliRunner()
+    args = [str(questions), "--articles", str(articles), "--out", str(out), "--json"]
+    result = runner.invoke(eval_group, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["counts"] == {
+        "questions": 3,
+        "answerable": 2,
+        "unanswerable": 1,
+        "articles": 3,
+        "chunks": 3,
+    }
+    assert report["retrieval"]["hit@1"] == 1.0
+    assert report["citation"]["recall"] == 1.0
+    assert report["abstention"]["recall"] == 1.0
+    for name in (
+        "report.json",
+        "report.md",
+        "per_question.jsonl",
+        "hit_at_k.png",
+        "abstention_tradeoff.png",
+    ):
+        assert (out / name).stat().st_size > 0
+    rows = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q-cables", "q-crop", "q-none"]
+    assert rows[0]["first_relevant_rank"] == 1 and rows[2]["abstained"]
+
+    again = runner.invoke(eval_group, args[:-1])  # reuses the index: nothing to re-embed
+    assert again.exit_code == 0, again.output
+    history = runner.invoke(eval_group, ["history", "--index-dir", str(out / "index")])
+    lines = history.stdout.strip().splitlines()
+    assert lines[0].startswith("date") and len(lines) == 3
+
+
+def test_eval_rejects_a_file_that_is_not_a_question_set(tmp_path: Path):
+    articles = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    result = CliRunner().invoke(
+        eval_group, [str(articles), "--articles", str(articles), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "news.jsonl" in result.output and "question" in result.output
