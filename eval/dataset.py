@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.dates import normalize_date
+from index.load import json_kind
 from index.types import Article, Problem
 
 FORMAT_NEWSDESK = "newsdesk"
@@ -251,7 +252,7 @@ def _parse_line(line: str) -> Record:
     except json.JSONDecodeError as exc:
         raise _Invalid("", f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(value, dict):
-        raise _Invalid("", f"expected a JSON object, got {_json_kind(value)}")
+        raise _Invalid("", f"expected a JSON object, got {json_kind(value)}")
     return value
 
 
@@ -277,7 +278,7 @@ def _newsdesk_evidence(item: object, name: str, articles: Mapping[str, Article])
     Neither offset given means the article as a whole; then `text` is optional.
     """
     if not isinstance(item, dict):
-        raise _Invalid(name, f"expected a JSON object, got {_json_kind(item)}")
+        raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
     article = _known_article(item, name, articles)
     start = _optional_offset(item, "start", name)
     end = _optional_offset(item, "end", name)
@@ -292,7 +293,7 @@ def _newsdesk_evidence(item: object, name: str, articles: Mapping[str, Article])
     span = article.text[start:end]
     text = item.get("text")
     if not isinstance(text, str):
-        raise _Invalid(f"{name}.text", f"expected the quoted text, got {_json_kind(text)}")
+        raise _Invalid(f"{name}.text", f"expected the quoted text, got {json_kind(text)}")
     if text != span:
         raise _Invalid(
             f"{name}.text",
@@ -308,9 +309,7 @@ def _known_article(item: Record, name: str, articles: Mapping[str, Article]) -> 
     if isinstance(article_id, int) and not isinstance(article_id, bool):
         article_id = str(article_id)  # the article loader accepts integer ids too
     if not isinstance(article_id, str) or not article_id.strip():
-        raise _Invalid(
-            f"{name}.article_id", f"expected an article id, got {_json_kind(article_id)}"
-        )
+        raise _Invalid(f"{name}.article_id", f"expected an article id, got {json_kind(article_id)}")
     article = articles.get(article_id)
     if article is None:
         raise _Invalid(
@@ -373,7 +372,7 @@ def _multihop_question(
     A null_query is unanswerable by design, so it keeps no evidence and needs none.
     """
     if not isinstance(item, dict):
-        raise _Invalid("", f"expected a JSON object, got {_json_kind(item)}")
+        raise _Invalid("", f"expected a JSON object, got {json_kind(item)}")
     query = _required_text(item, "query")
     question_id = _optional_id(item, default_id)
     kind = _optional_str(item, "question_type")
@@ -408,7 +407,7 @@ def _multihop_evidence(
 
 def _multihop_item(item: object, name: str, locator: _Locator) -> EvidenceItem:
     if not isinstance(item, dict):
-        raise _Invalid(name, f"expected a JSON object, got {_json_kind(item)}")
+        raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
     title = _required_text(item, "title", name)
     fact = _optional_str(item, "fact", name)
     evidence = locator.locate(title, item, fact)
@@ -520,7 +519,7 @@ def _field(name: str, key: str) -> str:
 def _required_text(record: Record, key: str, name: str = "") -> str:
     value = record.get(key)
     if not isinstance(value, str):
-        raise _Invalid(_field(name, key), f"expected text, got {_json_kind(value)}")
+        raise _Invalid(_field(name, key), f"expected text, got {json_kind(value)}")
     if not value.strip():
         raise _Invalid(_field(name, key), "blank")
     return value.strip()
@@ -531,7 +530,7 @@ def _optional_str(record: Record, key: str, name: str = "") -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Invalid(_field(name, key), f"expected a string, got {_json_kind(value)}")
+        raise _Invalid(_field(name, key), f"expected a string, got {json_kind(value)}")
     return value
 
 
@@ -544,7 +543,7 @@ def _optional_id(record: Record, default: str) -> str:
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _Invalid("id", f"expected a string or integer, got {_json_kind(value)}")
+    raise _Invalid("id", f"expected a string or integer, got {json_kind(value)}")
 
 
 def _optional_bool(record: Record, key: str, *, default: bool) -> bool:
@@ -552,7 +551,7 @@ def _optional_bool(record: Record, key: str, *, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise _Invalid(key, f"expected true or false, got {_json_kind(value)}")
+        raise _Invalid(key, f"expected true or false, got {json_kind(value)}")
     return value
 
 
@@ -561,7 +560,7 @@ def _optional_list(record: Record, key: str) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _Invalid(key, f"expected an array, got {_json_kind(value)}")
+        raise _Invalid(key, f"expected an array, got {json_kind(value)}")
     return value
 
 
@@ -569,7 +568,7 @@ def _string_tuple(record: Record, key: str) -> tuple[str, ...]:
     values = _optional_list(record, key)
     for j, value in enumerate(values):
         if not isinstance(value, str):
-            raise _Invalid(f"{key}[{j}]", f"expected a string, got {_json_kind(value)}")
+            raise _Invalid(f"{key}[{j}]", f"expected a string, got {json_kind(value)}")
     return tuple(str(value) for value in values)
 
 
@@ -578,24 +577,8 @@ def _optional_offset(record: Record, key: str, name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _Invalid(f"{name}.{key}", f"expected a character offset, got {_json_kind(value)}")
+        raise _Invalid(f"{name}.{key}", f"expected a character offset, got {json_kind(value)}")
     return value
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string" if value.strip() else "a blank string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if value is None:
-        return "nothing"
-    return f"a {type(value).__name__}"
 
 
 def _preview(text: str) -> str:

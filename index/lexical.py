@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from index.manifest import fsync_dir
+
 if TYPE_CHECKING:
     import bm25s  # type: ignore[import-untyped]
 
@@ -251,7 +253,7 @@ class LexicalIndex:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         return cls(directory, id_list, bm25)
 
     @classmethod
@@ -375,12 +377,4 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(current))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(Path(current))

@@ -196,7 +196,7 @@ def _load_jsonl(file: _File, text: str, problems: list[Problem]) -> Iterator[Art
             continue
         if not isinstance(value, dict):
             problems.append(
-                Problem(where, f"line {number}: expected a JSON object, got {_json_kind(value)}")
+                Problem(where, f"line {number}: expected a JSON object, got {json_kind(value)}")
             )
             continue
         article = _article_from_record(value, where, problems)
@@ -235,13 +235,13 @@ def _load_json(file: _File, text: str, problems: list[Problem]) -> Iterator[Arti
             return
     else:
         problems.append(
-            Problem(file.where, f"expected an array of articles, got {_json_kind(value)}")
+            Problem(file.where, f"expected an array of articles, got {json_kind(value)}")
         )
         return
     for index, item in enumerate(items):
         where = f"{file.where}:[{index}]"
         if not isinstance(item, dict):
-            problems.append(Problem(where, f"expected a JSON object, got {_json_kind(item)}"))
+            problems.append(Problem(where, f"expected a JSON object, got {json_kind(item)}"))
             continue
         article = _article_from_record(item, where, problems)
         if article is not None:
@@ -322,7 +322,7 @@ def _article_from_record(
         return None
     if not isinstance(raw_text, str):
         problems.append(
-            Problem(where, f"text is {_json_kind(raw_text)}, not a string; skipped", "text")
+            Problem(where, f"text is {json_kind(raw_text)}, not a string; skipped", "text")
         )
         return None
     text = _unix_newlines(raw_text)
@@ -337,7 +337,7 @@ def _article_from_record(
         article_id = str(raw_id)
     elif raw_id is not None:
         problems.append(
-            Problem(where, f"id is {_json_kind(raw_id)}, not a string or integer; skipped", "id")
+            Problem(where, f"id is {json_kind(raw_id)}, not a string or integer; skipped", "id")
         )
         return None
     else:
@@ -381,7 +381,7 @@ def _string_field(
         return str(value)
     problems.append(
         Problem(
-            where, f"{name} is {_json_kind(value)}, not a string; kept without it", name, kept=True
+            where, f"{name} is {json_kind(value)}, not a string; kept without it", name, kept=True
         )
     )
     return ""
@@ -427,17 +427,18 @@ def _stable_id(url: str, text: str) -> str:
     return "sha-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """How a JSON value reads in an error message: "got an array", "got the number 3"."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):
-        return "a string"
+        return "a string" if value.strip() else "a blank string"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
-        return "a number"
+        return f"the number {value!r}"
     if value is None:
         return "null"
     return f"a {type(value).__name__}"
@@ -471,7 +472,7 @@ def _load_markdown(file: _File, text: str, problems: list[Problem]) -> Iterator[
             return
         if loaded is not None and not isinstance(loaded, dict):
             problems.append(
-                Problem(file.where, f"front matter is {_json_kind(loaded)}, not a mapping; skipped")
+                Problem(file.where, f"front matter is {json_kind(loaded)}, not a mapping; skipped")
             )
             return
         front = {str(key): value for key, value in (loaded or {}).items()}
