@@ -41,7 +41,8 @@ def cli(verbose: bool) -> None:
     """Ask questions of an article collection; get answers that cite their passages."""
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(level)  # it sets itself to DEBUG
+    for handler in logging.root.handlers:  # bm25s sets its own logger to DEBUG on import
+        handler.setLevel(level)
 
 
 def main() -> None:
