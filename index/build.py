@@ -71,6 +71,16 @@ class IndexReport:
     chunks_removed: int = 0
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """One line: what the index holds now and what this run changed."""
+        assert self.manifest is not None
+        return (
+            f"{self.manifest.article_count} articles, {self.manifest.chunk_count} chunks in "
+            f"index; this run: {self.added} added, {self.changed} changed, {self.unchanged} "
+            f"unchanged, {self.removed} removed; {self.chunks_embedded} chunks embedded "
+            f"in {self.seconds:.1f}s"
+        )
+
 
 def chunk_params(settings: Settings, embedder: Embedder) -> ChunkParams:
     """Chunk size from the model unless set, so the title plus a chunk fits its window."""

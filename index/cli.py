@@ -121,15 +121,8 @@ def _progress() -> Iterator[Progress]:
 def _finish(report: IndexReport, demo: bool) -> None:
     for problem in report.problems:
         click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
-    manifest = report.manifest
-    assert manifest is not None
-    click.echo(
-        f"{manifest.article_count} articles, {manifest.chunk_count} chunks in index; "
-        f"this run: {report.added} added, {report.changed} changed, {report.unchanged} "
-        f"unchanged, {report.removed} removed; {report.chunks_embedded} chunks embedded "
-        f"in {report.seconds:.1f}s"
-    )
-    if demo or manifest.includes_demo:
+    click.echo(report.summary())
+    if demo or (report.manifest is not None and report.manifest.includes_demo):
         click.echo(DEMO_ATTRIBUTION)
     if any(not p.kept for p in report.problems):
         sys.exit(EXIT_SKIPPED)

@@ -157,12 +157,17 @@ class ChunkStore:
             self.collection.delete(ids=list(ids[lo:hi]))
 
     def query(self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
-        result = self.collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=k,
-            where=dict(where) if where else None,
-            include=["documents", "metadatas", "distances"],
-        )
+        from chromadb.errors import NotFoundError
+
+        try:
+            result = self.collection.query(
+                query_embeddings=[vector.tolist()],
+                n_results=k,
+                where=dict(where) if where else None,
+                include=["documents", "metadatas", "distances"],
+            )
+        except NotFoundError as exc:  # a rebuild dropped it after this reader opened
+            raise StoreUnavailable(f"Chroma collection {self.collection.name!r} is gone") from exc
         ids = result["ids"][0]
         docs = (result["documents"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]

@@ -18,6 +18,7 @@ COMMANDS = {
     "index": ("index.cli", "index_group"),
     "ask": ("rag.cli", "ask"),
     "eval": ("eval.cli", "eval_group"),
+    "chat": ("ui.cli", "chat"),
 }
 
 

@@ -121,6 +121,17 @@ class AnswerSettings(Section):
     )
 
 
+class ChatSettings(Section):
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `newsdesk chat` listens on; anything else exposes your articles.",
+    )
+    port: int = Field(default=7860, ge=1, le=65535)
+    max_upload_mb: float = Field(
+        default=50, gt=0, le=10_000, description="Largest article file the chat page accepts."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSDESK_",
@@ -135,6 +146,7 @@ class Settings(BaseSettings):
     chroma: ChromaSettings = ChromaSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
+    chat: ChatSettings = ChatSettings()
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

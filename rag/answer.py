@@ -21,7 +21,7 @@ from index.types import Article
 from newsdesk.settings import Settings
 from rag.followup import standalone_question
 from rag.retrieve import Filters, Passage, Retriever
-from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved
+from rag.types import CANNOT_ANSWER, Answer, AnswerSentence, Citation, Retrieved
 
 _CACHE_LIMIT = 200_000
 
@@ -60,7 +60,7 @@ class Answerer:
         self.retriever = Retriever(reader, settings.retrieval)
         self._vectors: dict[Span, np.ndarray] = {}
         self.settings_hash = hashlib.sha256(
-            settings.model_dump_json(exclude={"index_dir"}).encode()
+            settings.model_dump_json(exclude={"index_dir", "chat"}).encode()
         ).hexdigest()[:12]
 
     def ask(
@@ -166,17 +166,19 @@ class Answerer:
     ) -> Answer:
         numbers: dict[tuple[str, int, int], int] = {}
         citations: list[Citation] = []
-        parts: list[str] = []
+        sentences: list[AnswerSentence] = []
         for cand in chosen:
             key = (cand.article.id, cand.start, cand.end)
             if key not in numbers:
                 numbers[key] = len(numbers) + 1
                 citations.append(_citation(numbers[key], cand))
-            parts.append(f"{cand.text} [{numbers[key]}]")
+            sentences.append(AnswerSentence(text=cand.text, cites=[numbers[key]]))
+        parts = [f"{s.text} [{s.cites[0]}]" for s in sentences]
         return Answer(
             question=question,
             standalone_question=query,
             answer=" ".join(parts) if parts else CANNOT_ANSWER,
+            sentences=sentences,
             abstained=not parts,
             best_score=None,
             citations=citations,

@@ -29,6 +29,19 @@ class Citation(BaseModel):
     score: float
 
 
+class AnswerSentence(BaseModel):
+    """One sentence of the answer and the citation numbers it rests on.
+
+    Kept apart from the flat `answer` text so a renderer never has to guess
+    whether a "[3]" is our marker or part of a quoted article.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    cites: list[int]
+
+
 class Retrieved(BaseModel):
     """A passage the retriever returned: evidence considered, not necessarily cited."""
 
@@ -49,6 +62,7 @@ class Answer(BaseModel):
     question: str
     standalone_question: str
     answer: str
+    sentences: list[AnswerSentence] = []
     abstained: bool
     best_score: float | None  # the best sentence's score, cited or not: what abstention tested
     citations: list[Citation]

@@ -1,0 +1,60 @@
+"""`newsdesk chat`: the web chat, on this machine only unless told otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from index.embed import ModelNotAvailable
+from index.lexical import LexicalIndexError
+from index.manifest import UnusableIndex
+from index.store import StoreUnavailable
+from newsdesk.clikit import index_dir_option, reported, settings_from
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1: this machine only).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 7860).")
+@index_dir_option
+def chat(host: str | None, port: int | None, index_dir: Path | None) -> None:
+    """Open the web chat over the index: cited answers, sources, uploads, rebuilds."""
+    settings = settings_from(index_dir)
+    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings.model_copy(update={"chat": settings.chat.model_copy(update=changes)})
+    # Gradio reads these when imported: no telemetry, and uploads stay in the data dir.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["GRADIO_TEMP_DIR"] = str(settings.index_dir.resolve() / ".gradio")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from ui.app import build_page
+    from ui.service import ChatService
+
+    service = ChatService(settings)
+    with reported(UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError):
+        click.echo(f"opening the index in {settings.index_dir} …", err=True)
+        if service.answerer() is None:
+            click.echo(f"note: {service.no_index_message()}", err=True)
+        service.warm_up()
+    if settings.chat.host not in _LOOPBACK:
+        click.echo(
+            f"warning: listening on {settings.chat.host}: anyone who can reach this machine "
+            "can read the articles and change the index",
+            err=True,
+        )
+    page = build_page(service)
+    page.blocks.queue().launch(
+        server_name=settings.chat.host,
+        server_port=settings.chat.port,
+        share=False,
+        ssr_mode=False,
+        pwa=False,
+        inbrowser=False,
+        show_error=True,
+        max_file_size=f"{settings.chat.max_upload_mb}mb",
+        css=page.css,
+        js=page.js,
+        footer_links=["api", "settings"],
+    )

@@ -1,0 +1,228 @@
+"""HTML for the chat page: answers with linked markers, and the sources panel.
+
+Everything that came from an article (text, title, url, source, author) passes
+through `escape` before it touches markup, and only http(s) urls become links:
+an article is untrusted input, and the page must show `<script>` as text.
+
+The chat component renders Markdown before sanitising, so `escape` also turns
+Markdown's punctuation into character references; a quoted sentence can never
+become a link, an image or a formula.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+from index.types import Article
+from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved
+
+# Characters Markdown (or the chat's LaTeX) could read as syntax, as references.
+_MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$"}
+_CONTEXT_CHARS = 320  # most characters of the paragraph shown on each side of a span
+_RELATED_CHARS = 280
+NOT_IN_COLLECTION = "Not in this collection"
+
+
+def escape(text: str) -> str:
+    """Text as inert HTML: no tags, no attributes, no Markdown, no line breaks."""
+    escaped = html.escape(text, quote=True)
+    return "".join(_MARKDOWN.get(c, c) for c in escaped).replace("\n", " ")
+
+
+def safe_url(url: str) -> str | None:
+    """The url if it is an absolute http(s) url a browser can follow safely, else None."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if any(c.isspace() or c in "\"'<>`" for c in url):
+        return None
+    return url
+
+
+def source_anchor(turn: int, n: int) -> str:
+    """The element id of citation `n` of answer `turn` in the sources panel."""
+    return f"nd-src-{turn}-{n}"
+
+
+def answer_html(answer: Answer, turn: int, note: str = "") -> str:
+    """An answer as a chat message: quoted sentences, each `[n]` a link to its source.
+
+    One block element with no blank line inside, so Markdown passes it through.
+    `note` (plain text) says how the question was read: filters, follow-up rewrite.
+    """
+    meta = f'<span class="nd-meta">{escape(note)}</span>' if note else ""
+    if answer.abstained:
+        return (
+            '<div class="nd-abstain">'
+            f'<strong class="nd-abstain-label">{escape(NOT_IN_COLLECTION)}</strong> '
+            f"<span>{escape(CANNOT_ANSWER)}</span>"
+            + (
+                ' <span class="nd-hint">The closest passages are in the sources panel, '
+                "marked related, not cited.</span>"
+                if answer.retrieved
+                else ""
+            )
+            + f"{meta}</div>"
+        )
+    titles = {c.n: c.title or c.article_id for c in answer.citations}
+    parts = []
+    for sentence in answer.sentences:
+        marks = "".join(
+            f' <a class="nd-cite" href="#{source_anchor(turn, n)}" '
+            f'title="{escape(titles.get(n, ""))}">[{n}]</a>'
+            for n in sentence.cites
+        )
+        parts.append(f"{escape(sentence.text)}{marks}")
+    return f'<div class="nd-answer">{" ".join(parts)}{meta}</div>'
+
+
+def pending_html(text: str) -> str:
+    return f'<div class="nd-pending">{escape(text)}</div>'
+
+
+def paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The paragraph(s) around text[start:end], clipped to a readable length at spaces."""
+    low = text.rfind("\n", 0, start) + 1
+    high = text.find("\n", end)
+    high = len(text) if high < 0 else high
+    if start - low > _CONTEXT_CHARS:
+        cut = text.find(" ", start - _CONTEXT_CHARS, start)
+        low = cut + 1 if cut >= 0 else start - _CONTEXT_CHARS
+    if high - end > _CONTEXT_CHARS:
+        cut = text.rfind(" ", end, end + _CONTEXT_CHARS)
+        high = cut if cut >= 0 else end + _CONTEXT_CHARS
+    return low, high
+
+
+def highlighted(text: str, start: int, end: int) -> str:
+    """The cited span inside its paragraph, the span in a <mark>, all of it escaped."""
+    low, high = paragraph_bounds(text, start, end)
+    before = ("… " if low > 0 and text[low - 1] != "\n" else "") + text[low:start]
+    after = text[end:high] + ("…" if high < len(text) and text[high] != "\n" else "")
+    return (
+        f'{_escape_lines(before)}<mark class="nd-span">{_escape_lines(text[start:end])}</mark>'
+        f"{_escape_lines(after)}"
+    )
+
+
+def _escape_lines(text: str) -> str:
+    return "<br>".join(escape(line) for line in text.split("\n"))
+
+
+def _title_html(title: str, url: str) -> str:
+    link = safe_url(url)
+    shown = escape(title)
+    if link is None:
+        return f'<span class="nd-title">{shown}</span>'
+    return (
+        f'<a class="nd-title" href="{html.escape(link, quote=True)}" target="_blank" '
+        f'rel="noopener noreferrer nofollow">{shown}</a>'
+    )
+
+
+def _byline(source: str, date: str | None, author: str) -> str:
+    parts = [source, date or "", f"by {author}" if author else ""]
+    return escape(" · ".join(p for p in parts if p))
+
+
+def citation_card(citation: Citation, article: Article | None, turn: int) -> str:
+    c = citation
+    body = (
+        highlighted(article.text, c.start, c.end)
+        if article is not None and article.text[c.start : c.end] == c.text
+        else f'<mark class="nd-span">{escape(c.text)}</mark>'
+    )
+    return (
+        f'<div class="nd-source" id="{source_anchor(turn, c.n)}">'
+        f'<div class="nd-head"><span class="nd-n">[{c.n}]</span> '
+        f"{_title_html(c.title or c.article_id, c.url)}</div>"
+        f'<div class="nd-byline">{_byline(c.source, c.date, c.author)}</div>'
+        f'<blockquote class="nd-context">{body}</blockquote>'
+        f'<div class="nd-where">article {escape(c.article_id)}, '
+        f"characters {c.start}&ndash;{c.end}</div></div>"
+    )
+
+
+def related_card(passage: Retrieved, article: Article | None) -> str:
+    text = article.text[passage.start : passage.end] if article is not None else ""
+    if len(text) > _RELATED_CHARS:
+        text = text[: text.rfind(" ", 0, _RELATED_CHARS) + 1 or _RELATED_CHARS] + "…"
+    url = article.url if article is not None else ""
+    byline = _byline(article.source, article.date, article.author) if article else ""
+    return (
+        '<div class="nd-source nd-related">'
+        f'<div class="nd-head"><span class="nd-badge">related, not cited</span> '
+        f"{_title_html(passage.title or passage.article_id, url)}</div>"
+        f'<div class="nd-byline">{byline}</div>'
+        f'<blockquote class="nd-context">{escape(text)}</blockquote>'
+        f'<div class="nd-where">article {escape(passage.article_id)}, '
+        f"characters {passage.start}&ndash;{passage.end}</div></div>"
+    )
+
+
+def sources_html(
+    answers: Sequence[Answer], selected: int | None, articles: Mapping[str, Article]
+) -> str:
+    """One section per answer; only the selected one is visible (the page's script
+    switches sections when a `[n]` of another answer is clicked)."""
+    if not answers:
+        return (
+            '<div class="nd-sources-empty">Ask a question: the passages each answer '
+            "quotes appear here, with the cited words highlighted.</div>"
+        )
+    shown = len(answers) - 1 if selected is None else selected
+    sections = []
+    for turn, answer in enumerate(answers):
+        hidden = "" if turn == shown else " hidden"
+        heading = f"Sources for “{escape(answer.question)}”"
+        if answer.abstained:
+            cards = [
+                related_card(p, articles.get(p.article_id)) for p in _distinct(answer.retrieved)
+            ]
+            heading = f"Related to “{escape(answer.question)}” (nothing cited)"
+        else:
+            cards = [citation_card(c, articles.get(c.article_id), turn) for c in answer.citations]
+        body = "".join(cards) or '<div class="nd-sources-empty">No passages matched.</div>'
+        sections.append(
+            f'<section class="nd-turn" id="nd-turn-{turn}"{hidden}>'
+            f'<div class="nd-turn-head">{heading}</div>{body}</section>'
+        )
+    return "".join(sections)
+
+
+def _distinct(passages: Sequence[Retrieved], limit: int = 3) -> list[Retrieved]:
+    """The best passage of each of the first `limit` articles."""
+    seen: set[str] = set()
+    kept = []
+    for p in passages:
+        if p.article_id not in seen:
+            seen.add(p.article_id)
+            kept.append(p)
+    return kept[:limit]
+
+
+def status_html(status: Mapping[str, object] | None, index_dir: str) -> str:
+    """The collection's counts and build facts, or how to make one."""
+    if status is None:
+        return (
+            f'<div class="nd-empty-index">No index in <code>{escape(index_dir)}</code> yet. '
+            "Add article files below and press <b>Add to index</b>, or run "
+            "<code>newsdesk index build SOURCE…</code> and reload this page.</div>"
+        )
+    rows = "".join(
+        f"<tr><th>{escape(key.replace('_', ' '))}</th><td>{_cell(value)}</td></tr>"
+        for key, value in status.items()
+    )
+    return f'<table class="nd-status">{rows}</table>'
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return "<br>".join(escape(str(v)) for v in value)
+    return escape(str(value))

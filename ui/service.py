@@ -1,0 +1,163 @@
+"""What the chat page does, without the page: ask, report status, add files, rebuild.
+
+Kept apart from Gradio so it can be tested directly. Reads and writes use
+separate model instances: a rebuild embeds thousands of chunks while questions
+keep being answered from the state the manifest named when they started; the
+next question after the switch opens the new state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from index.build import Indexer, IndexReport, NothingToIndex, Progress
+from index.embed import Embedder
+from index.manifest import read_manifest
+from index.reader import IndexReader
+from index.status import index_status
+from index.store import StoreUnavailable
+from newsdesk.settings import Settings
+from rag.answer import Answerer
+from rag.retrieve import Filters
+from rag.types import Answer
+from ui.uploads import Upload, store_uploads
+
+UPLOADS = "uploads"
+
+
+class NoIndex(RuntimeError):
+    """There is nothing to answer from yet; the message says how to make an index."""
+
+
+class Busy(RuntimeError):
+    """Another update or rebuild is running."""
+
+
+class ChatService:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.embedding)
+        self._writer_embedder = embedder  # shared only when the caller passed one (tests)
+        self._answerer: Answerer | None = None
+        self._swap = threading.Lock()
+        self._writing = threading.Lock()
+
+    @property
+    def index_dir(self) -> Path:
+        return self.settings.index_dir
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.index_dir / UPLOADS
+
+    def answerer(self) -> Answerer | None:
+        """The answerer over the live index state, reopened once a write switched it."""
+        with self._swap:
+            current = self._answerer
+            if current is not None and current.reader.is_current():
+                return current
+            if read_manifest(self.index_dir) is None:
+                self._answerer = None
+                return None
+            self._answerer = Answerer(IndexReader(self.settings, self.embedder), self.settings)
+            return self._answerer
+
+    def warm_up(self) -> None:
+        """Load the model and touch every part of the index once, so that the first
+        question a user asks is not the one that pays for it (about 7 s cold)."""
+        answerer = self.answerer()
+        if answerer is not None:
+            answerer.ask("warm up")
+
+    def ask(self, question: str, history: Sequence[str], filters: Filters | None) -> Answer:
+        answerer = self.answerer()
+        if answerer is None:
+            raise NoIndex(self.no_index_message())
+        try:
+            return answerer.ask(question, history=history, filters=filters)
+        except StoreUnavailable:
+            # A write switched states and dropped the collection mid-question: once more.
+            fresh = self.answerer()
+            if fresh is None or fresh is answerer:
+                raise
+            return fresh.ask(question, history=history, filters=filters)
+
+    def no_index_message(self) -> str:
+        return (
+            f"There is no index in {self.index_dir} yet. Add article files in the "
+            "Collection tab, or run `newsdesk index build SOURCE...` and reload the page."
+        )
+
+    def status(self) -> dict[str, Any] | None:
+        manifest = read_manifest(self.index_dir)
+        return None if manifest is None else index_status(self.index_dir, manifest)
+
+    def includes_demo(self) -> bool:
+        manifest = read_manifest(self.index_dir)
+        return manifest is not None and manifest.includes_demo
+
+    def sources(self) -> list[str]:
+        """The outlets in the index, for the source filter."""
+        answerer = self.answerer()
+        if answerer is None:
+            return []
+        return sorted({a.source for a in answerer.reader.articles.values() if a.source})
+
+    def add(
+        self, uploads: Sequence[Upload], progress: Progress | None = None
+    ) -> tuple[list[Path], IndexReport]:
+        """Store the uploaded files and index what is new or changed in them."""
+        if not uploads:
+            raise NothingToIndex("choose one or more article files first")
+        with self._write_lock():
+            max_bytes = int(self.settings.chat.max_upload_mb * 1_000_000)
+            stored = store_uploads(uploads, self.uploads_dir, max_bytes)
+            report = Indexer(self.settings, self._writer()).update(stored, progress=progress)
+        self.answerer()
+        return stored, report
+
+    def rebuild(self, progress: Progress | None = None) -> IndexReport:
+        """Re-index every source the index was built from, into a fresh collection.
+
+        Refused if a source has gone: rebuilding without it would drop its articles.
+        """
+        with self._write_lock():
+            manifest = read_manifest(self.index_dir)
+            if manifest is None:
+                raise NothingToIndex("there is no index to rebuild yet: add article files first")
+            missing = [s for s in manifest.sources if not Path(s).exists()]
+            if missing:
+                raise NothingToIndex(
+                    f"not rebuilding: {', '.join(missing)} no longer exists, and its articles "
+                    "would be dropped; restore it or rebuild with `newsdesk index build`"
+                )
+            paths = [Path(s) for s in manifest.sources]
+            report = Indexer(self.settings, self._writer()).build(paths, progress)
+        self.answerer()
+        return report
+
+    def _write_lock(self) -> _Held:
+        if not self._writing.acquire(blocking=False):
+            raise Busy("an update or rebuild is already running; try again when it ends")
+        return _Held(self._writing)
+
+    def _writer(self) -> Embedder:
+        if self._writer_embedder is None:
+            self._writer_embedder = Embedder(self.settings.embedding)
+        return self._writer_embedder
+
+
+class _Held:
+    """Releases an already acquired lock on exit."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
