@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make chat   set up, build the demo index, ask the demo question
+#   make chat   set up, index the demo collection, open the chat on http://127.0.0.1:7860
 #   make test   set up, then lint, type-check and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 # The stamp names pyproject.toml's hash, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEMO_INDEX := .newsdesk/demo-index
-DEMO_QUESTION := What did the Secretary General warn about?
+CHROMIUM := /usr/bin/chromium
+# apt needs root; use sudo only when we are not root already.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chat test lint clean
+.PHONY: setup chat test lint browser clean
 
 setup: $(STAMP)
 
@@ -23,7 +25,15 @@ $(STAMP): pyproject.toml
 
 chat: setup
 	$(BIN)/newsdesk index update --demo --index-dir $(DEMO_INDEX)
-	$(BIN)/newsdesk ask "$(DEMO_QUESTION)" --index-dir $(DEMO_INDEX)
+	$(BIN)/newsdesk chat --index-dir $(DEMO_INDEX)
+
+# The browser tests drive Debian's Chromium: a test tool's own browser download needs
+# the internet, which this machine does not have.
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 lint: setup
 	$(BIN)/ruff check .
@@ -31,7 +41,7 @@ lint: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests: a suite that ran nothing is a failure.
-test: lint
+test: lint browser
 	$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc

@@ -20,6 +20,12 @@ from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved
 
 # Characters Markdown (or the chat's LaTeX) could read as syntax, as references.
 _MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$"}
+# One pass over the text: escaping HTML first and Markdown after would turn the
+# "#" inside html.escape's "&#x27;" into "&#35;", showing every apostrophe as "&#x27;".
+_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "\n": " ", "\r": " "}
+    | _MARKDOWN
+)
 _CONTEXT_CHARS = 320  # most characters of the paragraph shown on each side of a span
 _RELATED_CHARS = 280
 NOT_IN_COLLECTION = "Not in this collection"
@@ -27,8 +33,7 @@ NOT_IN_COLLECTION = "Not in this collection"
 
 def escape(text: str) -> str:
     """Text as inert HTML: no tags, no attributes, no Markdown, no line breaks."""
-    escaped = html.escape(text, quote=True)
-    return "".join(_MARKDOWN.get(c, c) for c in escaped).replace("\n", " ")
+    return text.translate(_ESCAPES)
 
 
 def safe_url(url: str) -> str | None:
@@ -176,7 +181,8 @@ def sources_html(
             '<div class="nd-sources-empty">Ask a question: the passages each answer '
             "quotes appear here, with the cited words highlighted.</div>"
         )
-    shown = len(answers) - 1 if selected is None else selected
+    last = len(answers) - 1
+    shown = last if selected is None or not 0 <= selected <= last else selected
     sections = []
     for turn, answer in enumerate(answers):
         hidden = "" if turn == shown else " hidden"

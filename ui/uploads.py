@@ -36,7 +36,7 @@ def safe_name(name: str) -> str:
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
-    stem = _UNSAFE.sub("_", stem).strip("._-")[:_MAX_NAME] or "upload"
+    stem = _UNSAFE.sub("_", stem).strip("._-")[:_MAX_NAME].rstrip("._-") or "upload"
     suffix = _UNSAFE.sub("", suffix).lower()
     return f"{stem}.{suffix}" if suffix else stem
 
@@ -46,15 +46,23 @@ def store_uploads(uploads: Sequence[Upload], folder: Path, max_bytes: int) -> li
     checked = [_check(u, max_bytes) for u in uploads]
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
-    stored = []
+    stored: list[Path] = []
+    created: list[Path] = []
     for upload, name in checked:
         target = _free_target(root, name, upload.path)
         if not target.resolve().is_relative_to(root):  # defence in depth: safe_name
             raise UploadRejected(f"{upload.name}: refusing to write outside {root}")
         if not target.exists():
             partial = target.with_name(f".{target.name}.part")
-            shutil.copyfile(upload.path, partial)
-            partial.replace(target)
+            try:
+                shutil.copyfile(upload.path, partial)
+                partial.replace(target)
+            except OSError:
+                partial.unlink(missing_ok=True)
+                for done in created:  # all or nothing; files from earlier uploads stay
+                    done.unlink(missing_ok=True)
+                raise
+            created.append(target)
         stored.append(target)
     return stored
 
@@ -68,7 +76,7 @@ def _check(upload: Upload, max_bytes: int) -> tuple[Upload, str]:
     size = upload.path.stat().st_size
     if size > max_bytes:
         raise UploadRejected(
-            f"{upload.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit "
+            f"{upload.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit "
             "(chat.max_upload_mb); index large files with `newsdesk index update`"
         )
     if size == 0:

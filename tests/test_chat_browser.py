@@ -1,0 +1,292 @@
+"""The chat in a real browser: `newsdesk chat` over a copy of the demo index, driven
+through Debian's Chromium by Playwright (which never downloads a browser here).
+
+Leaves a screenshot and the measured answer latency in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.demo import DEMO_QUESTION
+from newsdesk.settings import Settings
+from rag.answer import Answerer
+from tests.conftest import ROOT, write_jsonl
+
+CHROMIUM = Path("/usr/bin/chromium")
+NEWSDESK = [sys.executable, "-m", "newsdesk"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(os.environ.get("NEWSDESK_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+NOT_IN_DEMO = "What is the boiling point of mercury?"
+EVIL = {
+    "id": "evil",
+    "title": '<script>window.__pwned=1</script>Tunnel <img src=x onerror="window.__pwned=2">',
+    "url": "javascript:window.__pwned=3",
+    "source": "<b>Night</b> Desk",
+    "date": "2024-05-01",
+    "text": (
+        'The river tunnel will close on Friday for repairs <img src=x onerror="window.__pwned=4">, '
+        "the council said.\nEngineers found <script>window.__pwned=5</script> cracks in the "
+        "tunnel roof."
+    ),
+}
+FERRY = {
+    "id": "ferry",
+    "title": "Ferry service resumes",
+    "date": "2024-05-02",
+    "source": "Night Desk",
+    "url": "https://example.org/ferry",
+    "text": "The night ferry across the estuary resumed service on Saturday after a refit.",
+}
+
+
+@dataclass
+class Server:
+    url: str
+    index_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Browser:
+    page: Any
+    external: list[str] = field(default_factory=list)  # requests that left 127.0.0.1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_chat(index_dir: Path, log: Path) -> Server:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*NEWSDESK, "chat", "--index-dir", str(index_dir), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"newsdesk chat exited {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return Server(url, index_dir, log, process)
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    pytest.fail(f"newsdesk chat did not start in 180 s:\n{log.read_text()}")
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="module")
+def demo_chat(demo_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    index_dir = tmp_path_factory.mktemp("chat") / "ix"
+    shutil.copytree(demo_index, index_dir)
+    server = start_chat(index_dir, index_dir.parent / "chat.log")
+    yield server
+    stop(server)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Browser]:
+    """A fresh page that blocks, and records, every request not to this machine."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    opened = Browser(page)
+
+    def local_only(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            route.continue_()
+        else:
+            opened.external.append(url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    yield opened
+    context.close()
+
+
+def ask(page: Any, question: str) -> dict[str, float]:
+    """Ask through the page; milliseconds to the first update, first answer text, full answer."""
+    turns = page.locator("#nd-chat .nd-answer, #nd-chat .nd-abstain").count()
+    began = send(page, question)
+    first_update = time.perf_counter()
+    page.locator("#nd-chat .nd-answer, #nd-chat .nd-abstain").nth(turns).wait_for()
+    first_text = time.perf_counter()
+    page.locator(f"#nd-turn-{turns}").wait_for(state="attached")
+    done = time.perf_counter()
+    return {
+        "first_update_ms": round((first_update - began) * 1000),
+        "first_answer_text_ms": round((first_text - began) * 1000),
+        "full_answer_ms": round((done - began) * 1000),
+    }
+
+
+def send(page: Any, question: str) -> float:
+    """Type and send a question; returns when the page shows a reply has begun."""
+    bots = page.locator("#nd-chat [data-testid=bot]").count()
+    page.fill("#nd-question textarea", question)
+    began = time.perf_counter()
+    page.keyboard.press("Enter")
+    page.locator("#nd-chat [data-testid=bot]").nth(bots).wait_for()
+    return began
+
+
+def test_seed_question_cites_and_highlights_its_source(
+    demo_chat: Server, browser: Browser, embedder: Any
+) -> None:
+    settings = Settings(index_dir=demo_chat.index_dir)
+    from index.reader import IndexReader
+
+    expected = Answerer(IndexReader(settings, embedder), settings).ask(DEMO_QUESTION)
+    first = expected.citations[0]
+    page = browser.page
+    page.goto(demo_chat.url)
+    page.wait_for_selector("#nd-question textarea")
+    page.locator("#nd-attribution .nd-attribution").wait_for()
+    assert "CC BY 2.5" in page.inner_text("#nd-attribution")
+
+    timings = [ask(page, DEMO_QUESTION)]
+    answer = page.locator("#nd-chat .nd-answer").first
+    assert "Mark Rutte" in answer.inner_text()
+    assert answer.locator("a.nd-cite").first.inner_text() == "[1]"
+    answer.locator("a.nd-cite").first.click()
+    card = page.locator("#nd-src-0-1")
+    assert card.is_visible()
+    assert "nd-flash" in (card.get_attribute("class") or "")
+    assert card.locator("mark.nd-span").inner_text() == first.text
+    assert f"characters {first.start}\N{EN DASH}{first.end}" in card.inner_text()
+
+    timings.append(ask(page, NOT_IN_DEMO))  # a second, warm question: abstains
+    abstain = page.locator("#nd-chat .nd-abstain")
+    assert "not in this collection" in abstain.inner_text().lower()
+    assert page.locator("#nd-turn-1 .nd-related").count() >= 1
+    assert page.locator("#nd-turn-1 .nd-related mark").count() == 0
+    assert not page.locator("#nd-turn-0").is_visible()
+
+    page.locator("#nd-chat .nd-answer a.nd-cite").nth(1).click()  # [2] of the first answer
+    assert page.locator("#nd-turn-0").is_visible()
+    assert "nd-flash" in (page.locator("#nd-src-0-2").get_attribute("class") or "")
+
+    timings.append(ask(page, DEMO_QUESTION))  # asked again, warm
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"))
+    (ARTIFACTS / "chat-latency.json").write_text(
+        json.dumps({"question": DEMO_QUESTION, "runs": timings}, indent=2) + "\n"
+    )
+    print("chat latency (ms):", json.dumps(timings))
+
+    page.click("#nd-new")
+    page.wait_for_function("document.querySelectorAll('#nd-chat .nd-answer').length === 0")
+    assert page.locator("section.nd-turn").count() == 0
+    assert browser.external == []
+
+
+def test_upload_adds_articles_and_untrusted_text_stays_text(
+    demo_chat: Server, browser: Browser, tmp_path: Path
+) -> None:
+    page = browser.page
+    page.goto(demo_chat.url)
+    page.get_by_role("tab", name="Collection").click()
+    status = page.locator("#nd-status")
+    status.get_by_text("articles").first.wait_for()
+    before = article_count(status.inner_text())
+    upload = write_jsonl(tmp_path / "night <desk>.jsonl", [EVIL, FERRY])
+    page.set_input_files("#nd-upload input[type=file]", str(upload))
+    page.get_by_text("night_desk.jsonl").or_(
+        page.get_by_text("night <desk>.jsonl")
+    ).first.wait_for()
+    page.click("#nd-add")
+    page.locator("#nd-report").get_by_text("articles").first.wait_for(timeout=120_000)
+    assert "stored: night_desk.jsonl" in page.inner_text("#nd-report")
+    page.wait_for_function(
+        f"document.querySelector('#nd-status').innerText.includes('{before + 2}')"
+    )
+    assert article_count(status.inner_text()) == before + 2
+    assert (demo_chat.index_dir / "uploads" / "night_desk.jsonl").is_file()
+
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "When will the river tunnel close?")
+    answer = page.locator("#nd-chat .nd-answer").last
+    assert 'onerror="window.__pwned=4"' in answer.inner_text()
+    card = page.locator("#nd-src-0-1")
+    assert "<script>window.__pwned=1</script>" in card.inner_text()
+    assert "<b>Night</b> Desk" in card.inner_text()
+    assert card.locator("a.nd-title").count() == 0  # a javascript: url is not a link
+    for where in ("#nd-chat", "#nd-sources"):
+        assert page.locator(f"{where} img, {where} script, {where} b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.screenshot(path=str(ARTIFACTS / "chat-upload.png"))
+    assert browser.external == []
+
+
+def test_empty_index_says_how_to_build_one(browser: Browser, tmp_path: Path) -> None:
+    server = start_chat(tmp_path / "none", tmp_path / "chat.log")
+    try:
+        page = browser.page
+        page.goto(server.url)
+        notice = page.locator(".nd-notice")
+        notice.wait_for()
+        assert "newsdesk index build" in notice.inner_text()
+        send(page, "Anything there?")
+        assert "no index" in page.locator("#nd-chat .nd-error").inner_text()
+    finally:
+        stop(server)
+    assert "no index" in server.log.read_text()
+
+
+def article_count(status_text: str) -> int:
+    for line in status_text.splitlines():
+        key, _, value = line.partition("\t")
+        if key.strip() == "articles":
+            return int(value.strip())
+    raise AssertionError(f"no articles row in {status_text!r}")
