@@ -51,7 +51,8 @@ class Page:
 
 
 def build_page(service: ChatService) -> Page:
-    with gr.Blocks(title="newsdesk", analytics_enabled=False) as blocks:
+    # Uploads wait in DIR/.gradio until indexed; Gradio sweeps files older than an hour.
+    with gr.Blocks(title="newsdesk", analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         answers = gr.State([])  # list[Answer] of this conversation
         gr.HTML("<h2>newsdesk</h2>")
         with gr.Tab("Chat"):

@@ -45,7 +45,12 @@ def chat(host: str | None, port: int | None, index_dir: Path | None) -> None:
             err=True,
         )
     page = build_page(service)
+    click.echo(
+        f"newsdesk chat on http://{settings.chat.host}:{settings.chat.port} (Ctrl-C stops it)",
+        err=True,
+    )
     page.blocks.queue().launch(
+        quiet=True,
         server_name=settings.chat.host,
         server_port=settings.chat.port,
         share=False,
