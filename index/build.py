@@ -268,7 +268,7 @@ class Indexer:
             entries[article.id] = ArticleEntry(
                 hash=article.hash, spans=[(c.start, c.end) for c in chunks]
             )
-        titles = {a.id: self._title_prefix(a.title, params.title_tokens) for a in articles}
+        titles = {a.id: self.title_prefix(a.title, params.title_tokens) for a in articles}
         for lo in range(0, len(rows), _SLAB):
             slab = rows[lo : lo + _SLAB]
             texts = [embedding_input(titles[a.id], c.text) for a, c in slab]
@@ -298,7 +298,7 @@ class Indexer:
         (self.index_dir / ARTICLES_DIR / f"{state}.jsonl").unlink(missing_ok=True)
         shutil.rmtree(self.index_dir / LEXICAL_DIR / state, ignore_errors=True)
 
-    def _title_prefix(self, title: str, max_tokens: int) -> str:
+    def title_prefix(self, title: str, max_tokens: int) -> str:
         """The title cut to `max_tokens` word-pieces, so it never crowds out the chunk."""
         if max_tokens == 0 or not title:
             return ""
