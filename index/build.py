@@ -31,6 +31,7 @@ from index.manifest import (
     read_manifest,
     write_manifest,
 )
+from index.sentvecs import Pooler, sweep_vectors, vector_file
 from index.store import ChunkStore, chroma_client, chunk_ids, drop_collection
 from index.types import Article, Chunk, Problem
 from newsdesk import __version__
@@ -150,6 +151,7 @@ class Indexer:
             self._remove_state_files(Path(old.articles_file).stem)
         if self.settings.chroma.url is None:
             _drop_leftovers(client, self.settings.chroma.collection_prefix, keep=name)
+        sweep_vectors(self.index_dir, ((i, e.hash) for i, e in manifest.articles.items()))
         return IndexReport(
             manifest=manifest,
             problems=loaded.problems,
@@ -226,6 +228,10 @@ class Indexer:
             for chunk_id in chunk_ids(article_id, entry.hash, entry.chunks)
         ]
         store.delete(stale_ids)
+        for article_id in [a.id for a in changed] + removed:
+            vector_file(self.index_dir, article_id, old.articles[article_id].hash).unlink(
+                missing_ok=True
+            )
         self._remove_state_files(Path(old.articles_file).stem)
         report.manifest = manifest
         report.chunks_embedded = sum(entry.chunks for entry in entries.values())
@@ -269,10 +275,20 @@ class Indexer:
                 hash=article.hash, spans=[(c.start, c.end) for c in chunks]
             )
         titles = {a.id: self.title_prefix(a.title, params.title_tokens) for a in articles}
+        pooler = Pooler(
+            self.index_dir, self.embedder.dimension, {i: e.chunks for i, e in entries.items()}
+        )
         for lo in range(0, len(rows), _SLAB):
             slab = rows[lo : lo + _SLAB]
             texts = [embedding_input(titles[a.id], c.text) for a, c in slab]
-            store.add(slab, self.embedder.embed(texts))
+            local = [
+                pooler.local_spans(a, c.start, c.end, len(text) - len(c.text))
+                for (a, c), text in zip(slab, texts, strict=True)
+            ]
+            vectors, sums, counts = self.embedder.embed_with_spans(texts, local)
+            store.add(slab, vectors)
+            for (a, c), s, n in zip(slab, sums, counts, strict=True):
+                pooler.add(a, c.start, c.end, s, n)
             if progress is not None:
                 progress(lo + len(slab), len(rows))
         return entries

@@ -115,6 +115,53 @@ class Embedder:
             self._warn_if_truncated(texts)
         return self._encode(list(texts))
 
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors], list[Vectors]]:
+        """`embed(texts)`, plus for each text the sum and count of the word-piece vectors
+        inside each of its character spans (see `index.sentvecs`): one model pass."""
+        import torch
+
+        self._warn_if_truncated(texts)
+        model = self.model
+        dim = self.dimension
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        sums: list[Vectors] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
+        counts: list[Vectors] = [np.zeros(0, dtype=np.float32)] * len(texts)
+        # Longest first, as sentence-transformers does: batches pad to similar lengths.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        size = self.settings.batch_size
+        for lo in range(0, len(order), size):
+            rows = order[lo : lo + size]
+            encoded = self.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens + 2,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = encoded.pop("offset_mapping").numpy()
+            mask = encoded["attention_mask"].numpy().astype(bool)
+            features = {k: v.to(model.device) for k, v in encoded.items()}
+            with torch.inference_mode():
+                out = model(features)
+            pooled = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1)
+            vectors[rows] = pooled.cpu().numpy()
+            tokens = out["token_embeddings"].float().cpu().numpy()
+            for r, i in enumerate(rows):
+                starts, ends = offsets[r, :, 0], offsets[r, :, 1]
+                real = mask[r] & (ends > starts)  # not [CLS], [SEP] or padding
+                text_spans = spans[i]
+                span_sums = np.zeros((len(text_spans), dim), dtype=np.float32)
+                span_counts = np.zeros(len(text_spans), dtype=np.float32)
+                for j, (a, b) in enumerate(text_spans):
+                    inside = real & (starts >= a) & (starts < b)
+                    span_sums[j] = tokens[r][inside].sum(axis=0)
+                    span_counts[j] = inside.sum()
+                sums[i], counts[i] = span_sums, span_counts
+        return vectors, sums, counts
+
     def embed_query(self, text: str) -> Vectors:
         vector: Vectors = self._encode([text])[0]
         return vector

@@ -8,6 +8,7 @@ an open reader; `IndexReader.is_current` tells when it is time to reopen.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from index.embed import Embedder
 from index.lexical import LexicalIndex
 from index.manifest import Manifest, UnusableIndex, check_compatible, read_manifest
 from index.sentences import sentence_spans
+from index.sentvecs import SentenceVectors, read_vectors
 from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
 from index.types import Article
 from newsdesk.settings import Settings
+
+_VECTOR_CACHE = 2048  # articles whose sentence vectors stay in memory
 
 
 class IndexReader:
@@ -44,6 +48,7 @@ class IndexReader:
             )
         self.lexical = LexicalIndex.load(settings.index_dir / manifest.lexical_dir)
         self._sentences: dict[str, list[tuple[int, int]]] = {}
+        self._sentence_vectors: OrderedDict[str, SentenceVectors | None] = OrderedDict()
 
     @property
     def version(self) -> str:
@@ -81,3 +86,21 @@ class IndexReader:
             spans = sentence_spans(self.articles[article_id].text)
             self._sentences[article_id] = spans
         return spans
+
+    def sentence_vectors(self, article_id: str) -> SentenceVectors | None:
+        """The article's sentence vectors from index time (None for an index built
+        before they existed); the most recently used are kept in memory."""
+        cache = self._sentence_vectors
+        if article_id in cache:
+            cache.move_to_end(article_id)
+            return cache[article_id]
+        entry = self.manifest.articles.get(article_id)
+        found = None
+        if entry is not None:
+            found = read_vectors(
+                self.settings.index_dir, article_id, entry.hash, self.sentences(article_id)
+            )
+        cache[article_id] = found
+        if len(cache) > _VECTOR_CACHE:
+            cache.popitem(last=False)
+        return found

@@ -96,7 +96,7 @@ class RetrievalSettings(Section):
 
 class AnswerSettings(Section):
     abstain_below: float = Field(
-        default=0.72,
+        default=0.68,
         description=(
             "Abstain when the best sentence scores below this. Calibrated on the SQuAD "
             "dev subset: see docs/abstention.md."

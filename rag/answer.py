@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -145,17 +146,41 @@ class Answerer:
         return sorted(chosen, key=lambda c: (first[c.article.id], c.start))
 
     def _span_vectors(self, keys: list[Span]) -> np.ndarray:
+        """Vectors of runs of whole sentences: pooled at index time where stored,
+        embedded now (and remembered) otherwise."""
         missing = [key for key in keys if key not in self._vectors]
         if missing:
             if len(self._vectors) + len(missing) > _CACHE_LIMIT:
                 self._vectors.clear()
-            articles = self.reader.articles
-            texts = [articles[a].text[s:e] for a, s, e in missing]
-            for key, vector in zip(
-                missing, self.reader.embedder.embed(texts, truncation_ok=True), strict=True
-            ):
-                self._vectors[key] = vector
+            unseen = []
+            for key in missing:
+                vector = self._stored_vector(key)
+                if vector is None:
+                    unseen.append(key)
+                else:
+                    self._vectors[key] = vector
+            if unseen:  # an index built before sentence vectors were stored
+                articles = self.reader.articles
+                texts = [articles[a].text[s:e] for a, s, e in unseen]
+                vectors = self.reader.embedder.embed(texts, truncation_ok=True)
+                self._vectors.update(zip(unseen, vectors, strict=True))
         return np.stack([self._vectors[key] for key in keys])
+
+    def _stored_vector(self, key: Span) -> np.ndarray | None:
+        article_id, start, end = key
+        stored = self.reader.sentence_vectors(article_id)
+        if stored is None:
+            return None
+        spans = stored.spans
+        first = bisect_left(spans, (start, -1))
+        if first == len(spans) or spans[first][0] != start:
+            return None
+        last = first
+        while last < len(spans) - 1 and spans[last][1] < end:
+            last += 1
+        if spans[last][1] != end:
+            return None
+        return stored.vector(first, last)
 
     def _compose(
         self,

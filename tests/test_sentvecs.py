@@ -1,0 +1,145 @@
+"""Sentence vectors pooled at index time: written per article version, swept, read back,
+and used by the answerer instead of embedding sentences at query time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.build import Indexer
+from index.embed import Embedder
+from index.reader import IndexReader
+from index.sentences import sentence_spans
+from index.sentvecs import (
+    SENTENCES_DIR,
+    SentenceVectors,
+    read_vectors,
+    vector_file,
+    write_vectors,
+)
+from rag.answer import Answerer
+from tests.conftest import NEWS, make_settings, write_jsonl
+
+
+def test_every_sentence_is_pooled_over_exactly_its_word_pieces(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([news_file])
+    reader = IndexReader(settings, embedder)
+    for record in NEWS:  # each fits one chunk, so each sentence is read exactly once
+        stored = reader.sentence_vectors(record["id"])
+        assert stored is not None
+        assert stored.spans == sentence_spans(record["text"])
+        pieces = embedder.tokenizer(
+            [record["text"][a:b] for a, b in stored.spans], add_special_tokens=False
+        )["input_ids"]
+        assert stored.counts.tolist() == [len(p) for p in pieces]
+        pair = stored.vector(0, 1)
+        assert pair is not None
+        expected = stored.sums[0] + stored.sums[1]
+        assert pair == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
+
+
+def test_the_sentence_that_answers_is_the_one_quoted(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([news_file])
+    answerer = Answerer(IndexReader(settings, embedder), settings)
+    answer = answerer.ask("How often will the ferries run while the bridge is shut?")
+    assert answer.citations[0].text.startswith("The city council said ferries would run")
+    answer = answerer.ask("What did engineers find in the steel cables?")
+    assert answer.citations[0].text.startswith("Engineers found cracks")
+
+
+def test_a_sentence_longer_than_a_chunk_is_pooled_over_all_its_pieces(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    words = " ".join(f"word{i}" for i in range(150))
+    text = f"A short opener. Then {words} and that is all. Closing line here."
+    source = write_jsonl(tmp_path / "long.jsonl", [{"id": "long", "title": "", "text": text}])
+    settings = make_settings(tmp_path / "ix", chunking={"max_tokens": 64, "overlap_tokens": 0})
+    report = Indexer(settings, embedder).build([source])
+    assert report.manifest is not None and report.manifest.chunk_count > 2
+    stored = IndexReader(settings, embedder).sentence_vectors("long")
+    assert stored is not None and len(stored.spans) == 3
+    middle = text[stored.spans[1][0] : stored.spans[1][1]]
+    pieces = len(embedder.tokenizer(middle, add_special_tokens=False)["input_ids"])
+    assert 0.9 * pieces <= stored.counts[1] <= pieces + 2  # a cut mid-word may split it
+
+
+def test_update_replaces_only_the_changed_article(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    indexer = Indexer(settings, embedder)
+    old = indexer.build([news_file]).manifest
+    assert old is not None
+    untouched = vector_file(settings.index_dir, "orchard", old.articles["orchard"].hash)
+    before = untouched.stat().st_mtime_ns
+    changed = [
+        dict(r, text=r["text"] + " Extra sentence.") if r["id"] == "harbour" else r for r in NEWS
+    ]
+    new = indexer.update([write_jsonl(news_file, changed)]).manifest
+    assert new is not None
+    assert not vector_file(settings.index_dir, "harbour", old.articles["harbour"].hash).exists()
+    assert vector_file(settings.index_dir, "harbour", new.articles["harbour"].hash).exists()
+    assert untouched.stat().st_mtime_ns == before
+    assert len(list((settings.index_dir / SENTENCES_DIR).iterdir())) == len(NEWS)
+
+
+def test_build_sweeps_files_of_articles_no_longer_indexed(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    indexer = Indexer(settings, embedder)
+    indexer.build([news_file])
+    folder = settings.index_dir / SENTENCES_DIR
+    (folder / ".dead-writer.npz.123.part").write_bytes(b"half")
+    indexer.build([write_jsonl(tmp_path / "one.jsonl", NEWS[:1])])
+    assert sorted(p.name for p in folder.iterdir()) == [
+        vector_file(settings.index_dir, "harbour", _hash(settings, "harbour")).name
+    ]
+
+
+def _hash(settings: object, article_id: str) -> str:
+    from index.manifest import read_manifest
+
+    manifest = read_manifest(settings.index_dir)  # type: ignore[attr-defined]
+    assert manifest is not None
+    return manifest.articles[article_id].hash
+
+
+def test_stale_or_broken_files_are_ignored(tmp_path: Path) -> None:
+    spans = [(0, 5), (6, 12)]
+    vectors = SentenceVectors(
+        spans=spans, sums=np.ones((2, 4), dtype=np.float32), counts=np.array([2, 0], np.float32)
+    )
+    write_vectors(tmp_path, "a", "hash", vectors)
+    stored = read_vectors(tmp_path, "a", "hash", spans)
+    assert stored is not None
+    assert stored.vector(0, 0) == pytest.approx(np.full(4, 0.5))
+    assert stored.vector(1, 1) is None  # never embedded
+    assert stored.vector(0, 1) is None
+    assert read_vectors(tmp_path, "a", "hash", [(0, 5), (6, 13)]) is None  # other spans
+    assert read_vectors(tmp_path, "a", "other-hash", spans) is None
+    vector_file(tmp_path, "a", "hash").write_bytes(b"not a numpy file")
+    assert read_vectors(tmp_path, "a", "hash", spans) is None
+
+
+def test_answers_need_no_sentence_embedding_at_query_time(
+    tmp_path: Path, news_file: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([news_file])
+    answerer = Answerer(IndexReader(settings, embedder), settings)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sentences were embedded at query time")
+
+    monkeypatch.setattr(embedder, "embed", refuse)
+    answer = answerer.ask("Why is the harbour bridge closing?")
+    assert answer.citations and answer.citations[0].article_id == "harbour"
