@@ -144,6 +144,8 @@ class Indexer:
         except BaseException:
             drop_collection(client, name)
             self._remove_state_files(state)
+            kept = old.articles.items() if old is not None else []
+            sweep_vectors(self.index_dir, ((i, e.hash) for i, e in kept))
             raise
         if old is not None:
             if old.chroma_url == self.settings.chroma.url:

@@ -29,6 +29,10 @@ class CountingEmbedder(Embedder):
         self.embedded += len(texts)
         return super().embed(texts)
 
+    def embed_with_spans(self, texts, spans):  # type: ignore[no-untyped-def]
+        self.embedded += len(texts)
+        return super().embed_with_spans(texts, spans)
+
 
 @pytest.fixture
 def counting(embedder: Embedder) -> CountingEmbedder:
@@ -145,15 +149,15 @@ def test_failed_rebuild_leaves_the_old_index_serving(
         ],
     )
     calls = {"n": 0}
-    real_embed = counting.embed
+    real_embed = counting.embed_with_spans
 
-    def failing_embed(texts):  # type: ignore[no-untyped-def]
+    def failing_embed(texts, spans):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk full (simulated)")
-        return real_embed(texts)
+        return real_embed(texts, spans)
 
-    monkeypatch.setattr(counting, "embed", failing_embed)
+    monkeypatch.setattr(counting, "embed_with_spans", failing_embed)
     monkeypatch.setattr("index.build._SLAB", 8)  # several slabs: fail with some already written
     with pytest.raises(RuntimeError, match="simulated"):
         Indexer(settings, counting).build([bigger])
@@ -162,6 +166,8 @@ def test_failed_rebuild_leaves_the_old_index_serving(
     assert (settings.index_dir / "manifest.json").read_text() == before
     names = [c.name for c in chroma_client(settings).list_collections()]
     assert len(names) == 1  # the half-built collection was dropped
+    vectors = sorted(p.name for p in (settings.index_dir / "sentences").iterdir())
+    assert len(vectors) == len(NEWS)  # and the new articles' sentence vectors removed
     assert top_articles(settings, counting, "ferries while the bridge is shut") == ["harbour"]
 
 
