@@ -8,6 +8,7 @@ cost up front. `index.llama.NewsdeskEmbedding` exposes this class to llama-index
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
+_QUERY_CACHE = 64
 _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 
 
@@ -56,6 +58,8 @@ class Embedder:
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self.settings = settings
+        self._queries: dict[str, Vectors] = {}
+        self._queries_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -163,8 +167,16 @@ class Embedder:
         return vectors, sums, counts
 
     def embed_query(self, text: str) -> Vectors:
-        vector: Vectors = self._encode([text])[0]
-        return vector
+        """One question's vector; the last few are remembered, since retrieval and
+        sentence scoring both need it (about 20 ms each time on two cores)."""
+        cached = self._queries.get(text)
+        if cached is None:
+            cached = self._encode([text])[0]
+            with self._queries_lock:  # the chat asks from several threads
+                if len(self._queries) >= _QUERY_CACHE:
+                    self._queries.pop(next(iter(self._queries)))
+                self._queries[text] = cached
+        return cached
 
     def _encode(self, texts: list[str]) -> Vectors:
         vectors = self.model.encode(

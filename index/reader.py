@@ -22,7 +22,7 @@ from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
 from index.types import Article
 from newsdesk.settings import Settings
 
-_VECTOR_CACHE = 2048  # articles whose sentence vectors stay in memory
+_VECTOR_CACHE = 256  # articles whose sentence vectors stay in memory (~0.1-0.4 MB each)
 
 
 class IndexReader:
@@ -80,10 +80,11 @@ class IndexReader:
         return article_id, start, end
 
     def sentences(self, article_id: str) -> list[tuple[int, int]]:
-        """Sentence spans of an article, computed once per reader."""
+        """Sentence spans of an article: as stored at index time, else split now."""
         spans = self._sentences.get(article_id)
         if spans is None:
-            spans = sentence_spans(self.articles[article_id].text)
+            stored = self.sentence_vectors(article_id)
+            spans = stored.spans if stored else sentence_spans(self.articles[article_id].text)
             self._sentences[article_id] = spans
         return spans
 
@@ -97,9 +98,7 @@ class IndexReader:
         entry = self.manifest.articles.get(article_id)
         found = None
         if entry is not None:
-            found = read_vectors(
-                self.settings.index_dir, article_id, entry.hash, self.sentences(article_id)
-            )
+            found = read_vectors(self.settings.index_dir, article_id, entry.hash)
         cache[article_id] = found
         if len(cache) > _VECTOR_CACHE:
             cache.popitem(last=False)

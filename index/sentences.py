@@ -15,6 +15,10 @@ from itertools import pairwise
 
 Span = tuple[int, int]
 
+# Stored with anything computed per sentence at index time (index.sentvecs): bump it
+# whenever a change here moves a boundary, and such files are recomputed, not misread.
+SPLITTER = "newsdesk-sentences-1"
+
 
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())

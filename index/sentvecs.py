@@ -8,8 +8,9 @@ the context of their chunk ("late chunking"): no extra model work at index time.
 
 Files are named by article id and content hash, so an update writes only what
 changed, and a reader still open on an older state keeps finding its own.
-Each file also holds the sentence spans it was pooled over: if sentence
-splitting ever changes, a stale file is ignored, never misaligned.
+Each file also holds the sentence spans it was pooled over and the splitter's
+version: readers take the spans from it instead of re-splitting the article at
+query time, and a file from another splitter version is ignored, never misread.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from index.sentences import sentence_spans
+from index.sentences import SPLITTER, sentence_spans
 from index.types import Article
 
 SENTENCES_DIR = "sentences"
@@ -60,6 +61,7 @@ def write_vectors(
     with partial.open("wb") as f:
         np.savez(
             f,
+            splitter=np.array(SPLITTER),
             spans=np.asarray(vectors.spans, dtype=np.int32).reshape(-1, 2),
             means=means.astype(np.float16),
             counts=vectors.counts.astype(np.float32),
@@ -67,16 +69,14 @@ def write_vectors(
     partial.replace(path)
 
 
-def read_vectors(
-    index_dir: Path, article_id: str, article_hash: str, spans: list[tuple[int, int]]
-) -> SentenceVectors | None:
-    """The article's stored vectors, or None if absent or pooled over other spans."""
+def read_vectors(index_dir: Path, article_id: str, article_hash: str) -> SentenceVectors | None:
+    """The article's stored vectors, or None if absent or from another sentence splitter."""
     path = vector_file(index_dir, article_id, article_hash)
     try:
         with np.load(path) as data:
-            stored = [(int(a), int(b)) for a, b in data["spans"]]
-            if stored != spans:
+            if str(data["splitter"]) != SPLITTER:
                 return None
+            stored = [(int(a), int(b)) for a, b in data["spans"].tolist()]
             counts = data["counts"].astype(np.float32)
             sums = data["means"].astype(np.float32) * counts[:, None]
     except (OSError, KeyError, ValueError):

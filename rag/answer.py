@@ -24,7 +24,7 @@ from rag.followup import standalone_question
 from rag.retrieve import Filters, Passage, Retriever
 from rag.types import CANNOT_ANSWER, Answer, AnswerSentence, Citation, Retrieved
 
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 20_000  # span vectors kept (1.5 kB each); most come from index.sentvecs
 
 Span = tuple[str, int, int]  # (article id, start, end)
 
