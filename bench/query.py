@@ -41,6 +41,7 @@ QUESTIONS = DATA / "squad-dev-subset" / "questions.jsonl"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=Path, nargs="+", default=ARTICLES)
     parser.add_argument("--chunks", type=int, default=50_000)
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--index-dir", type=Path, default=ROOT / "bench-out" / "query-index")
@@ -68,6 +69,7 @@ def main() -> None:
 def child(step: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--step", step, "--chunks", str(args.chunks)]
     cmd += ["--questions", str(args.questions), "--index-dir", str(args.index_dir)]
+    cmd += ["--articles", *map(str, args.articles)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -88,7 +90,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     if existing is not None and existing.chunk_count >= args.chunks:
         return {"reused": True, "chunks": existing.chunk_count, "articles": existing.article_count}
     corpus = args.index_dir.parent / "query-corpus.jsonl"
-    copies = replicate(corpus, args.chunks)
+    copies = replicate(corpus, args.articles, args.chunks)
     began = time.perf_counter()
     report = Indexer(settings, ReusingEmbedder(settings)).build([corpus])
     assert report.manifest is not None
@@ -101,9 +103,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def replicate(corpus: Path, chunks: int) -> int:
-    """Write the shared articles `copies` times with distinct ids and sources."""
-    records = [json.loads(line) for p in ARTICLES for line in p.read_text().splitlines() if line]
+def replicate(corpus: Path, articles: list[Path], chunks: int) -> int:
+    """Write the articles `copies` times with distinct ids and sources."""
+    records = [json.loads(line) for p in articles for line in p.read_text().splitlines() if line]
     per_copy = sum(max(1, len(r["text"]) // 900) for r in records)  # about 900 chars a chunk
     copies = max(1, math.ceil(chunks / per_copy * 1.05))
     corpus.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +154,8 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     answerer = Answerer(IndexReader(settings, embedder), settings)
     open_seconds = time.perf_counter() - began
     questions = question_texts(args.questions, load_sources(ARTICLES[:1]).articles)
+    if not questions:  # no shared question set here: ask the articles' titles
+        questions = [a.title for a in answerer.reader.articles.values()][: args.questions]
     for q in questions[:5]:  # warm-up: first touches of Chroma, BM25, caches
         answerer.ask(q)
     rss_open = rss_mb()
@@ -183,22 +187,29 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     from index.build import Indexer
 
     settings = settings_for(args.index_dir)
-    first = json.loads((args.index_dir.parent / "query-corpus.jsonl").open().readline())
-    first["text"] += f"\n\nUpdated at {time.time()}: one more sentence for the benchmark."
+    records = [json.loads(line) for line in args.articles[0].read_text().splitlines() if line]
+    article = sorted(records, key=lambda r: len(r["text"]))[len(records) // 2]  # a median one
+    article["text"] += f"\n\nUpdated at {time.time()}: one more sentence for the benchmark."
     changed = args.index_dir.parent / "changed.jsonl"
-    changed.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    changed.write_text(json.dumps(article) + "\n", encoding="utf-8")
     indexer = Indexer(settings)
     indexer.embedder.embed_query("load the model")  # measure the update, not the model load
     began = time.perf_counter()
     report = indexer.update([changed])
     seconds = time.perf_counter() - began
     assert report.changed == 1
-    return {"seconds": round(seconds, 2), "chunks_embedded": report.chunks_embedded}
+    return {
+        "seconds": round(seconds, 2),
+        "article_chars": len(article["text"]),
+        "chunks_embedded": report.chunks_embedded,
+    }
 
 
 def question_texts(n: int, articles: Any) -> list[str]:
     from eval.dataset import load_questions
 
+    if not QUESTIONS.is_file():
+        return []
     loaded = load_questions(QUESTIONS, {a.id: a for a in articles}).questions
     texts = [q.question for q in loaded]
     reworded = [f"According to the articles, {t[0].lower()}{t[1:]}" for t in texts]

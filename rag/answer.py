@@ -148,10 +148,10 @@ class Answerer:
     def _span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,
         embedded now (and remembered) otherwise."""
+        if len(self._vectors) + len(keys) > _CACHE_LIMIT:
+            self._vectors.clear()
         missing = [key for key in keys if key not in self._vectors]
         if missing:
-            if len(self._vectors) + len(missing) > _CACHE_LIMIT:
-                self._vectors.clear()
             unseen = []
             for key in missing:
                 vector = self._stored_vector(key)

@@ -145,3 +145,14 @@ def test_answers_need_no_sentence_embedding_at_query_time(
     monkeypatch.setattr(embedder, "embed", refuse)
     answer = answerer.ask("Why is the harbour bridge closing?")
     assert answer.citations and answer.citations[0].article_id == "harbour"
+
+
+def test_a_full_vector_cache_is_emptied_not_misread(
+    tmp_path: Path, news_file: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([news_file])
+    answerer = Answerer(IndexReader(settings, embedder), settings)
+    monkeypatch.setattr("rag.answer._CACHE_LIMIT", 6)
+    for question in ("Why is the harbour bridge closing?", "Who won the chess title?") * 2:
+        assert answerer.ask(question).citations

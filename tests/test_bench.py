@@ -1,0 +1,50 @@
+"""The benchmarks keep running from a clean checkout (on a small corpus here; their
+figures come from the full runs documented in bench/README.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+DEMO_NEWS = ROOT / "index" / "demo" / "wikinews.jsonl"
+
+
+def run(script: str, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--json", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_ingest_benchmark_compares_both_pipelines(tmp_path: Path) -> None:
+    report = run(
+        "ingest.py", "--runs", "1", "--variants", "plain", "newsdesk",
+        "--articles", str(DEMO_NEWS), "--questions", str(tmp_path / "none.jsonl"),
+    )  # fmt: skip
+    results = report["results"]
+    assert isinstance(results, dict)
+    for variant in ("plain", "newsdesk"):
+        assert results[variant]["chunks"] > 0 and results[variant]["chars_per_s"] > 0
+    assert isinstance(report["speedup"], float)
+
+
+def test_query_benchmark_reports_latency_memory_and_update(tmp_path: Path) -> None:
+    report = run(
+        "query.py", "--articles", str(DEMO_NEWS), "--chunks", "400",
+        "--questions", "20", "--index-dir", str(tmp_path / "ix"),
+    )  # fmt: skip
+    serve = report["serve"]
+    assert isinstance(serve, dict) and serve["chunks"] >= 400 and serve["questions"] == 20
+    assert serve["answer_ms"]["p50"] > 0 and serve["rss_serving_mb"] > 0
+    update = report["update"]
+    assert isinstance(update, dict) and update["chunks_embedded"] > 0
