@@ -162,11 +162,12 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     retrieval, answers = [], []
     for q in questions:
         t = time.perf_counter()
-        answerer.retriever.retrieve(q)
-        retrieval.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
         answerer.ask(q)
         answers.append((time.perf_counter() - t) * 1000)
+        embedder._queries.clear()  # retrieval alone pays for embedding the question too
+        t = time.perf_counter()
+        answerer.retriever.retrieve(q)
+        retrieval.append((time.perf_counter() - t) * 1000)
     chunks = answerer.reader.manifest.chunk_count
     rss_served = rss_mb()
     return {
