@@ -15,7 +15,13 @@ from pathlib import Path
 from index.articles import read_articles
 from index.embed import Embedder
 from index.lexical import LexicalIndex
-from index.manifest import Manifest, UnusableIndex, check_compatible, read_manifest
+from index.manifest import (
+    MANIFEST_FILE,
+    Manifest,
+    UnusableIndex,
+    check_compatible,
+    read_manifest,
+)
 from index.sentences import sentence_spans
 from index.sentvecs import SentenceVectors, read_vectors
 from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
@@ -27,6 +33,7 @@ _VECTOR_CACHE = 256  # articles whose sentence vectors stay in memory (~0.1-0.4 
 
 class IndexReader:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self._stamp = _manifest_stamp(settings.index_dir)  # before reading: see is_current
         manifest = read_manifest(settings.index_dir)
         if manifest is None:
             raise UnusableIndex(
@@ -56,8 +63,17 @@ class IndexReader:
         return Path(self.manifest.articles_file).stem
 
     def is_current(self) -> bool:
+        """Whether the manifest still names this state. Asked before every chat answer,
+        so an unchanged manifest file is recognised by its stat alone: it is only ever
+        replaced by a rename, which gives it a new inode."""
+        stamp = _manifest_stamp(self.settings.index_dir)
+        if stamp == self._stamp:
+            return True
         latest = read_manifest(self.settings.index_dir)
-        return latest is not None and latest.articles_file == self.manifest.articles_file
+        current = latest is not None and latest.articles_file == self.manifest.articles_file
+        if current:
+            self._stamp = stamp
+        return current
 
     def is_live(self, article_id: str, article_hash: str) -> bool:
         """True for chunks of the article versions this state names (not leftovers)."""
@@ -103,3 +119,11 @@ class IndexReader:
         if len(cache) > _VECTOR_CACHE:
             cache.popitem(last=False)
         return found
+
+
+def _manifest_stamp(index_dir: Path) -> tuple[int, int, int] | None:
+    try:
+        info = (index_dir / MANIFEST_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size

@@ -50,7 +50,7 @@ def test_asks_with_history_and_filters(service: ChatService) -> None:
 
 def test_no_index_says_how_to_make_one(tmp_path: Path, embedder: Embedder) -> None:
     service = ChatService(make_settings(tmp_path / "empty"), embedder)
-    assert service.answerer() is None and service.status() is None
+    assert service.answerer() is None and service.status() == (None, False)
     with pytest.raises(NoIndex, match="newsdesk index build"):
         service.ask("anything?", [], None)
 
@@ -63,8 +63,8 @@ def test_upload_adds_articles_and_the_next_question_sees_them(
     assert [p.name for p in stored] == ["more_news.jsonl"]
     assert stored[0].parent == service.uploads_dir
     assert report.added == 1
-    status = service.status()
-    assert status is not None and status["articles"] == len(NEWS) + 1
+    status, demo = service.status()
+    assert status is not None and status["articles"] == len(NEWS) + 1 and not demo
     after = service.answerer()
     assert after is not before
     answer = service.ask("When did the rail tunnel open?", [], None)

@@ -104,16 +104,13 @@ def build_page(service: ChatService) -> Page:
 
         def refresh() -> tuple[str, str, Any, str]:
             """What depends on the index: notice, status, filter choices, attribution."""
-            has_index = service.status() is not None
+            info, demo = service.status()
+            notice = escape(service.no_index_message())
             return (
-                ""
-                if has_index
-                else f'<div class="nd-notice">{escape(service.no_index_message())}</div>',
-                status_html(service.status(), str(service.index_dir)),
+                "" if info is not None else f'<div class="nd-notice">{notice}</div>',
+                status_html(info, str(service.index_dir)),
                 gr.Dropdown(choices=service.sources()),
-                f'<div class="nd-attribution">{escape(DEMO_ATTRIBUTION)}</div>'
-                if service.includes_demo()
-                else "",
+                f'<div class="nd-attribution">{escape(DEMO_ATTRIBUTION)}</div>' if demo else "",
             )
 
         def respond(
@@ -180,8 +177,8 @@ def build_page(service: ChatService) -> Page:
         blocks.load(refresh, outputs=index_outputs)
         asked = [question, chat, answers, source_filter, since, until]
         shown = [chat, question, panel, answers]
-        question.submit(respond, asked, shown).then(refresh, outputs=index_outputs)
-        ask.click(respond, asked, shown).then(refresh, outputs=index_outputs)
+        question.submit(respond, asked, shown)
+        ask.click(respond, asked, shown)
         chat.select(select, [answers], [panel])
         new_chat.click(clear, outputs=[chat, answers, panel, question])
         add.click(add_files, [files], [report]).then(refresh, outputs=index_outputs)

@@ -9,7 +9,8 @@ next question after the switch opens the new state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,13 @@ class ChatService:
             "Collection tab, or run `newsdesk index build SOURCE...` and reload the page."
         )
 
-    def status(self) -> dict[str, Any] | None:
+    def status(self) -> tuple[dict[str, Any] | None, bool]:
+        """What `index status` reports (None: no index yet), and whether the demo
+        collection, whose licence must be shown, is in the index."""
         manifest = read_manifest(self.index_dir)
-        return None if manifest is None else index_status(self.index_dir, manifest)
-
-    def includes_demo(self) -> bool:
-        manifest = read_manifest(self.index_dir)
-        return manifest is not None and manifest.includes_demo
+        if manifest is None:
+            return None, False
+        return index_status(self.index_dir, manifest), manifest.includes_demo
 
     def sources(self) -> list[str]:
         """The outlets in the index, for the source filter."""
@@ -139,25 +140,16 @@ class ChatService:
         self.answerer()
         return report
 
-    def _write_lock(self) -> _Held:
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
         if not self._writing.acquire(blocking=False):
             raise Busy("an update or rebuild is already running; try again when it ends")
-        return _Held(self._writing)
+        try:
+            yield
+        finally:
+            self._writing.release()
 
     def _writer(self) -> Embedder:
         if self._writer_embedder is None:
             self._writer_embedder = Embedder(self.settings.embedding)
         return self._writer_embedder
-
-
-class _Held:
-    """Releases an already acquired lock on exit."""
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
