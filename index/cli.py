@@ -15,7 +15,7 @@ from index.build import Indexer, IndexReport, NothingToIndex, Progress
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed import ModelNotAvailable
 from index.manifest import UnusableIndex, read_manifest
-from index.status import index_status
+from index.status import index_status, missing_vectors_hint
 from index.store import StoreUnavailable
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
 
@@ -46,7 +46,7 @@ def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None
     indexer = Indexer(settings_from(index_dir))
     with reported(*FAILURES), _progress() as progress:
         report = indexer.build(paths, progress)
-    _finish(report, demo)
+    _finish(report, demo, indexer.index_dir)
 
 
 @index_group.command()
@@ -60,7 +60,7 @@ def update(sources: tuple[Path, ...], demo: bool, prune: bool, index_dir: Path |
     indexer = Indexer(settings_from(index_dir))
     with reported(*FAILURES), _progress() as progress:
         report = indexer.update(paths, prune=prune, progress=progress)
-    _finish(report, demo)
+    _finish(report, demo, indexer.index_dir)
 
 
 @index_group.command()
@@ -87,6 +87,9 @@ def status(as_json: bool, index_dir: Path | None) -> None:
         click.echo(f"{key + ':':<{width + 1}} {shown}")
     if manifest.includes_demo:
         click.echo(DEMO_ATTRIBUTION)
+    hint = missing_vectors_hint(settings.index_dir, manifest)
+    if hint:
+        click.echo(hint, err=True)
 
 
 def _paths(sources: tuple[Path, ...], demo: bool) -> list[Path]:
@@ -118,10 +121,14 @@ def _progress() -> Iterator[Progress]:
             bar.close()
 
 
-def _finish(report: IndexReport, demo: bool) -> None:
+def _finish(report: IndexReport, demo: bool, index_dir: Path) -> None:
     for problem in report.problems:
         click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
     click.echo(report.summary())
+    if report.manifest is not None:
+        hint = missing_vectors_hint(index_dir, report.manifest)
+        if hint:
+            click.echo(hint, err=True)
     if demo or (report.manifest is not None and report.manifest.includes_demo):
         click.echo(DEMO_ATTRIBUTION)
     if any(not p.kept for p in report.problems):

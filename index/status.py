@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from index.manifest import Manifest
+from index.sentvecs import vector_file
 
 
 def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
@@ -13,6 +14,7 @@ def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
     return {
         "articles": manifest.article_count,
         "chunks": manifest.chunk_count,
+        "articles_with_sentence_vectors": with_sentence_vectors(index_dir, manifest),
         "index_dir": str(index_dir),
         "model": manifest.model,
         "dimension": manifest.dimension,
@@ -26,6 +28,25 @@ def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "disk_bytes": disk_size(index_dir),
         "newsdesk_version": manifest.newsdesk_version,
     }
+
+
+def with_sentence_vectors(index_dir: Path, manifest: Manifest) -> int:
+    return sum(
+        vector_file(index_dir, article_id, entry.hash).is_file()
+        for article_id, entry in manifest.articles.items()
+    )
+
+
+def missing_vectors_hint(index_dir: Path, manifest: Manifest) -> str | None:
+    """Why answers may be slow: articles indexed before sentence vectors were stored."""
+    missing = manifest.article_count - with_sentence_vectors(index_dir, manifest)
+    if missing <= 0:
+        return None
+    return (
+        f"note: {missing} of {manifest.article_count} articles have no stored sentence vectors "
+        "(indexed by an older version), so answers embed their sentences at query time; "
+        "`newsdesk index build` with the same sources makes them fast"
+    )
 
 
 def disk_size(path: Path) -> int:

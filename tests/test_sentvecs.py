@@ -152,3 +152,19 @@ def test_a_full_vector_cache_is_emptied_not_misread(
     monkeypatch.setattr("rag.answer._CACHE_LIMIT", 6)
     for question in ("Why is the harbour bridge closing?", "Who won the chess title?") * 2:
         assert answerer.ask(question).citations
+
+
+def test_status_tells_when_articles_lack_vectors(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    from index.status import index_status, missing_vectors_hint
+
+    settings = make_settings(tmp_path / "ix")
+    manifest = Indexer(settings, embedder).build([news_file]).manifest
+    assert manifest is not None
+    assert index_status(settings.index_dir, manifest)["articles_with_sentence_vectors"] == 3
+    assert missing_vectors_hint(settings.index_dir, manifest) is None
+    vector_file(settings.index_dir, "chess", manifest.articles["chess"].hash).unlink()
+    assert index_status(settings.index_dir, manifest)["articles_with_sentence_vectors"] == 2
+    hint = missing_vectors_hint(settings.index_dir, manifest)
+    assert hint is not None and "1 of 3 articles" in hint and "newsdesk index build" in hint
