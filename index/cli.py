@@ -15,7 +15,7 @@ from index.build import Indexer, IndexReport, NothingToIndex, Progress
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed import ModelNotAvailable
 from index.manifest import UnusableIndex, read_manifest
-from index.status import index_status, missing_vectors_hint
+from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from index.store import StoreUnavailable
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
 
@@ -87,7 +87,7 @@ def status(as_json: bool, index_dir: Path | None) -> None:
         click.echo(f"{key + ':':<{width + 1}} {shown}")
     if manifest.includes_demo:
         click.echo(DEMO_ATTRIBUTION)
-    hint = missing_vectors_hint(settings.index_dir, manifest)
+    hint = missing_vectors_hint(info["articles"], info["articles_with_sentence_vectors"])
     if hint:
         click.echo(hint, err=True)
 
@@ -126,7 +126,10 @@ def _finish(report: IndexReport, demo: bool, index_dir: Path) -> None:
         click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
     click.echo(report.summary())
     if report.manifest is not None:
-        hint = missing_vectors_hint(index_dir, report.manifest)
+        manifest = report.manifest
+        hint = missing_vectors_hint(
+            manifest.article_count, with_sentence_vectors(index_dir, manifest)
+        )
         if hint:
             click.echo(hint, err=True)
     if demo or (report.manifest is not None and report.manifest.includes_demo):

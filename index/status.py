@@ -37,13 +37,13 @@ def with_sentence_vectors(index_dir: Path, manifest: Manifest) -> int:
     )
 
 
-def missing_vectors_hint(index_dir: Path, manifest: Manifest) -> str | None:
+def missing_vectors_hint(articles: int, with_vectors: int) -> str | None:
     """Why answers may be slow: articles indexed before sentence vectors were stored."""
-    missing = manifest.article_count - with_sentence_vectors(index_dir, manifest)
+    missing = articles - with_vectors
     if missing <= 0:
         return None
     return (
-        f"note: {missing} of {manifest.article_count} articles have no stored sentence vectors "
+        f"note: {missing} of {articles} articles have no stored sentence vectors "
         "(indexed by an older version), so answers embed their sentences at query time; "
         "`newsdesk index build` with the same sources makes them fast"
     )

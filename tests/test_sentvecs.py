@@ -163,8 +163,9 @@ def test_status_tells_when_articles_lack_vectors(
     manifest = Indexer(settings, embedder).build([news_file]).manifest
     assert manifest is not None
     assert index_status(settings.index_dir, manifest)["articles_with_sentence_vectors"] == 3
-    assert missing_vectors_hint(settings.index_dir, manifest) is None
+    assert missing_vectors_hint(3, 3) is None
     vector_file(settings.index_dir, "chess", manifest.articles["chess"].hash).unlink()
-    assert index_status(settings.index_dir, manifest)["articles_with_sentence_vectors"] == 2
-    hint = missing_vectors_hint(settings.index_dir, manifest)
+    status = index_status(settings.index_dir, manifest)
+    assert status["articles_with_sentence_vectors"] == 2
+    hint = missing_vectors_hint(status["articles"], status["articles_with_sentence_vectors"])
     assert hint is not None and "1 of 3 articles" in hint and "newsdesk index build" in hint
