@@ -187,7 +187,8 @@ def newsdesk(articles: list[Path], tmp: Path) -> tuple[float, int, int, Search]:
 
 def embedded_tokens(indexer: Any, reader: Any) -> int:
     """Word-pieces the model read: each chunk's text with its title prefix, as built."""
-    from index.build import chunk_params, embedding_input
+    from index.build import chunk_params
+    from index.chunk import embedding_input
 
     embedder = indexer.embedder
     params = chunk_params(reader.settings, embedder)

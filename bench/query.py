@@ -61,7 +61,7 @@ def main() -> None:
     report["targets"] = {
         "answer_p50_under_50ms": serve_result["answer_ms"]["p50"] < 50,
         "answer_p95_under_150ms": serve_result["answer_ms"]["p95"] < 150,
-        "update_one_article_under_2s": report["update"]["seconds"] < 2,
+        "update_one_changed_article_under_2s": report["update"]["seconds"] < 2,
     }
     print(json.dumps(report, indent=2))
 
@@ -185,25 +185,46 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def update(args: argparse.Namespace) -> dict[str, Any]:
+    """Three one-article updates in a warm process (model loaded, Chroma imported, as in
+    the chat's "Add to index"): a median-length article with a paragraph appended, the
+    same with a correction inserted in the middle, and a new news-length article."""
     from index.build import Indexer
+    from index.store import chroma_client
 
     settings = settings_for(args.index_dir)
     records = [json.loads(line) for line in args.articles[0].read_text().splitlines() if line]
-    article = sorted(records, key=lambda r: len(r["text"]))[len(records) // 2]  # a median one
-    article["text"] += f"\n\nUpdated at {time.time()}: one more sentence for the benchmark."
-    changed = args.index_dir.parent / "changed.jsonl"
-    changed.write_text(json.dumps(article) + "\n", encoding="utf-8")
-    indexer = Indexer(settings)
-    indexer.embedder.embed_query("load the model")  # measure the update, not the model load
-    began = time.perf_counter()
-    report = indexer.update([changed])
-    seconds = time.perf_counter() - began
-    assert report.changed == 1
-    return {
-        "seconds": round(seconds, 2),
-        "article_chars": len(article["text"]),
-        "chunks_embedded": report.chunks_embedded,
+    median = sorted(records, key=lambda r: len(r["text"]))[len(records) // 2]
+    text = median["text"]
+    middle = text.index(". ", len(text) // 2) + 2
+    stamp = f"{time.time():.0f}"
+    news = [json.loads(line) for line in args.articles[-1].read_text().splitlines() if line]
+    typical = sorted(news, key=lambda r: len(r["text"]))[len(news) // 2]
+    cases = {
+        "appended_paragraph": dict(median, text=f"{text}\n\nUpdate {stamp}: a new paragraph."),
+        "correction_in_the_middle": dict(
+            median, text=f"{text[:middle]}Correction {stamp}: a new sentence. {text[middle:]}"
+        ),
+        "new_article": dict(typical, id=f"new-{stamp}", source="Bench Wire"),
     }
+    indexer = Indexer(settings)
+    indexer.embedder.embed_query("load the model")
+    chroma_client(settings)
+    result: dict[str, Any] = {}
+    for name, record in cases.items():
+        changed = args.index_dir.parent / f"{name}.jsonl"
+        changed.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        began = time.perf_counter()
+        report = indexer.update([changed])
+        result[name] = {
+            "seconds": round(time.perf_counter() - began, 2),
+            "article_chars": len(record["text"]),
+            "chunks_embedded": report.chunks_embedded,
+            "chunks_copied": report.chunks_copied,
+        }
+    result["seconds"] = max(
+        result[name]["seconds"] for name in ("appended_paragraph", "correction_in_the_middle")
+    )
+    return result
 
 
 def question_texts(n: int, articles: Any) -> list[str]:

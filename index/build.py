@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.articles import ARTICLES_DIR, read_articles, write_articles
-from index.chunk import chunk_text, hf_token_spans
+import numpy as np
+
+from index.articles import (
+    ARTICLES_DIR,
+    read_articles,
+    read_some,
+    rewrite_articles,
+    write_articles,
+)
+from index.chunk import chunk_text, embedding_input, hf_token_spans
 from index.demo import is_demo_source
-from index.embed import Embedder
-from index.lexical import LexicalIndex
+from index.embed import Embedder, Vectors
+from index.lexical import LEXICAL_DIR, TOKENIZER, Segment, compact, segment_of
 from index.load import load_sources
 from index.manifest import (
     ArticleEntry,
@@ -31,7 +39,8 @@ from index.manifest import (
     read_manifest,
     write_manifest,
 )
-from index.sentvecs import Pooler, sweep_vectors, vector_file
+from index.reuse import Reuse, plan_reuse
+from index.sentvecs import Pooler, SentenceVectors, read_vectors, sweep_vectors, vector_file
 from index.store import ChunkStore, chroma_client, chunk_ids, drop_collection
 from index.types import Article, Chunk, Problem
 from newsdesk import __version__
@@ -43,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (chunks embedded, chunks to embed)
-LEXICAL_DIR = "lexical"
 _SLAB = 256  # chunks embedded and written per step: bounds memory, lets Ctrl-C and progress through
 
 
@@ -69,16 +77,18 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     chunks_embedded: int = 0
+    chunks_copied: int = 0  # kept from an article's previous version, not embedded again
     chunks_removed: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
         """One line: what the index holds now and what this run changed."""
         assert self.manifest is not None
+        copied = f" ({self.chunks_copied} unchanged ones copied)" if self.chunks_copied else ""
         return (
             f"{self.manifest.article_count} articles, {self.manifest.chunk_count} chunks in "
             f"index; this run: {self.added} added, {self.changed} changed, {self.unchanged} "
-            f"unchanged, {self.removed} removed; {self.chunks_embedded} chunks embedded "
+            f"unchanged, {self.removed} removed; {self.chunks_embedded} chunks embedded{copied} "
             f"in {self.seconds:.1f}s"
         )
 
@@ -121,13 +131,14 @@ class Indexer:
         name = f"{self.settings.chroma.collection_prefix}-{state}"
         store = ChunkStore.create(client, name, self.embedder.model_id, self.embedder.dimension)
         try:
-            entries = self._embed_into(store, loaded.articles, params, progress)
-            articles_file, lexical_dir = self._write_state(state, loaded.articles, entries)
+            entries, _ = self._embed_into(store, loaded.articles, params, progress)
+            articles_file = self._write_articles(state, loaded.articles)
+            segments = self._write_segments([segment_of(loaded.articles, entries)], {})
             manifest = Manifest(
                 newsdesk_version=__version__,
                 collection=name,
                 articles_file=articles_file,
-                lexical_dir=lexical_dir,
+                lexical_segments=segments,
                 chroma_url=self.settings.chroma.url,
                 model=self.embedder.model_id,
                 dimension=self.embedder.dimension,
@@ -143,16 +154,18 @@ class Indexer:
             write_manifest(self.index_dir, manifest)
         except BaseException:
             drop_collection(client, name)
-            self._remove_state_files(state)
+            self._remove_articles(state)
+            self._sweep_lexical(old)
             kept = old.articles.items() if old is not None else []
             sweep_vectors(self.index_dir, ((i, e.hash) for i, e in kept))
             raise
         if old is not None:
             if old.chroma_url == self.settings.chroma.url:
                 drop_collection(client, old.collection)
-            self._remove_state_files(Path(old.articles_file).stem)
+            self._remove_articles(Path(old.articles_file).stem)
         if self.settings.chroma.url is None:
             _drop_leftovers(client, self.settings.chroma.collection_prefix, keep=name)
+        self._sweep_lexical(manifest)
         sweep_vectors(self.index_dir, ((i, e.hash) for i, e in manifest.articles.items()))
         return IndexReport(
             manifest=manifest,
@@ -179,7 +192,7 @@ class Indexer:
         )
         loaded = load_sources(sources)
         problems = list(loaded.problems)
-        current = read_articles(self.index_dir / old.articles_file)
+        old_file = self.index_dir / old.articles_file
         fresh = [a for a in loaded.articles if a.id not in old.articles]
         changed = [
             a for a in loaded.articles if a.id in old.articles and old.articles[a.id].hash != a.hash
@@ -193,26 +206,39 @@ class Indexer:
             unchanged=len(loaded.articles) - len(fresh) - len(changed),
             removed=len(removed),
         )
-        if not fresh and not changed and not removed:
+        legacy = not old.lexical_segments  # written before segments: convert it now
+        if not fresh and not changed and not removed and not legacy:
             report.seconds = time.monotonic() - began
             return report
         client = chroma_client(self.settings)
         store = ChunkStore.open(client, old.collection)
-        entries = self._embed_into(store, fresh + changed, params, progress)
-        for article_id in removed:
-            current.pop(article_id)
-        current.update({a.id: a for a in fresh + changed})
+        before = read_some(old_file, {a.id for a in changed})
+        previous = {i: (article, old.articles[i]) for i, article in before.items()}
+        entries, copied = self._embed_into(store, fresh + changed, params, progress, previous)
         articles = dict(old.articles)
         for article_id in removed:
             del articles[article_id]
         articles.update(entries)
         state = _new_state_id()
         try:
-            articles_file, lexical_dir = self._write_state(state, current.values(), articles)
+            articles_file = f"{ARTICLES_DIR}/{state}.jsonl"
+            rewrite_articles(old_file, self.index_dir / articles_file, fresh + changed, removed)
+            if legacy:
+                current = read_articles(self.index_dir / articles_file).values()
+                segments = [segment_of(current, articles)]
+                names = {}
+            else:
+                loaded_segments = [self._segment(name) for name in old.lexical_segments]
+                names = {
+                    id(seg): n for seg, n in zip(loaded_segments, old.lexical_segments, strict=True)
+                }
+                segments = [*loaded_segments, segment_of(fresh + changed, articles)]
+            live = {c for i, e in articles.items() for c in chunk_ids(i, e.hash, e.chunks)}
             manifest = old.model_copy(
                 update={
                     "articles_file": articles_file,
-                    "lexical_dir": lexical_dir,
+                    "lexical_segments": self._write_segments(compact(segments, live), names),
+                    "lexical_dir": None,
                     "articles": articles,
                     "sources": sorted({*old.sources, *source_names(sources)}),
                     "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
@@ -221,7 +247,8 @@ class Indexer:
             )
             write_manifest(self.index_dir, manifest)
         except BaseException:
-            self._remove_state_files(state)
+            self._remove_articles(state)
+            self._sweep_lexical(old)
             raise
         stale = [old.articles[a.id] for a in changed] + [old.articles[i] for i in removed]
         stale_ids = [
@@ -234,9 +261,11 @@ class Indexer:
             vector_file(self.index_dir, article_id, old.articles[article_id].hash).unlink(
                 missing_ok=True
             )
-        self._remove_state_files(Path(old.articles_file).stem)
+        self._remove_articles(Path(old.articles_file).stem)
+        self._sweep_lexical(manifest)
         report.manifest = manifest
-        report.chunks_embedded = sum(entry.chunks for entry in entries.values())
+        report.chunks_embedded = sum(entry.chunks for entry in entries.values()) - copied
+        report.chunks_copied = copied
         report.chunks_removed = len(stale_ids)
         report.seconds = time.monotonic() - began
         return report
@@ -263,8 +292,11 @@ class Indexer:
         articles: Sequence[Article],
         params: ChunkParams,
         progress: Progress | None,
-    ) -> dict[str, ArticleEntry]:
-        """Chunk all articles, then embed and write them a slab at a time."""
+        previous: Mapping[str, tuple[Article, ArticleEntry]] | None = None,
+    ) -> tuple[dict[str, ArticleEntry], int]:
+        """Chunk all articles, then embed and write them a slab at a time; chunks kept
+        unchanged from a `previous` version (by article id) have their vectors copied.
+        Returns the articles' entries and how many chunk vectors were copied."""
         spans = hf_token_spans(self.embedder.tokenizer)
         rows: list[tuple[Article, Chunk]] = []
         entries: dict[str, ArticleEntry] = {}
@@ -280,41 +312,103 @@ class Indexer:
         pooler = Pooler(
             self.index_dir, self.embedder.dimension, {i: e.chunks for i, e in entries.items()}
         )
+        copied = self._copy_unchanged(store, articles, entries, pooler, previous or {})
         for lo in range(0, len(rows), _SLAB):
             slab = rows[lo : lo + _SLAB]
-            texts = [embedding_input(titles[a.id], c.text) for a, c in slab]
+            todo = [(a, c) for a, c in slab if (a.id, c.index) not in copied]
+            texts = [embedding_input(titles[a.id], c.text) for a, c in todo]
             local = [
                 pooler.local_spans(a, c.start, c.end, len(text) - len(c.text))
-                for (a, c), text in zip(slab, texts, strict=True)
+                for (a, c), text in zip(todo, texts, strict=True)
             ]
-            vectors, sums, counts = self.embedder.embed_with_spans(texts, local)
-            store.add(slab, vectors)
-            for (a, c), s, n in zip(slab, sums, counts, strict=True):
-                pooler.add(a, c.start, c.end, s, n)
+            vectors = dict(copied)
+            if todo:
+                embedded, sums, counts = self.embedder.embed_with_spans(texts, local)
+                for (a, c), vector, s, n in zip(todo, embedded, sums, counts, strict=True):
+                    vectors[(a.id, c.index)] = vector
+                    pooler.add(a, c.start, c.end, s, n)
+            for a, c in slab:
+                if (a.id, c.index) in copied:
+                    pooler.skip(a)
+            store.add(slab, np.stack([vectors[(a.id, c.index)] for a, c in slab]))
             if progress is not None:
                 progress(lo + len(slab), len(rows))
-        return entries
+        return entries, len(copied)
 
-    def _write_state(
-        self, state: str, articles: Iterable[Article], entries: Mapping[str, ArticleEntry]
-    ) -> tuple[str, str]:
-        """The article texts and the BM25 index of one index state, beside Chroma."""
-        articles = list(articles)
+    def _copy_unchanged(
+        self,
+        store: ChunkStore,
+        articles: Sequence[Article],
+        entries: Mapping[str, ArticleEntry],
+        pooler: Pooler,
+        previous: Mapping[str, tuple[Article, ArticleEntry]],
+    ) -> dict[tuple[str, int], Vectors]:
+        """Stored vectors of the chunks an edit left alone, by (article id, chunk number);
+        their sentences' pooled vectors go to the pooler (see index.reuse)."""
+        plans: dict[str, tuple[Article, SentenceVectors, Reuse, list[str]]] = {}
+        for article in articles:
+            if article.id not in previous:
+                continue
+            old_article, old_entry = previous[article.id]
+            old_vectors = read_vectors(self.index_dir, article.id, old_entry.hash)
+            if old_article.title != article.title or old_vectors is None:
+                continue  # the title is in every chunk's model input
+            plan = plan_reuse(
+                old_article.text,
+                old_entry.spans,
+                old_vectors.spans,
+                article.text,
+                entries[article.id].spans,
+                pooler.spans(article),
+            )
+            old_ids = chunk_ids(article.id, old_entry.hash, old_entry.chunks)
+            plans[article.id] = (article, old_vectors, plan, old_ids)
+        wanted = [ids[old] for _, _, plan, ids in plans.values() for old in plan.chunks.values()]
+        found = store.vectors(wanted) if wanted else {}
+        copied: dict[tuple[str, int], Vectors] = {}
+        for article, old_vectors, plan, old_ids in plans.values():
+            if all(old_ids[old] in found for old in plan.chunks.values()):  # else: embed it all
+                pooler.carry(article, old_vectors, plan.sentences)
+                for new, old in plan.chunks.items():
+                    copied[(article.id, new)] = found[old_ids[old]]
+        return copied
+
+    def _write_articles(self, state: str, articles: Iterable[Article]) -> str:
+        """The article texts of one index state, beside Chroma."""
         articles_file = f"{ARTICLES_DIR}/{state}.jsonl"
         write_articles(self.index_dir / articles_file, articles)
-        ids: list[str] = []
-        texts: list[str] = []
-        for article in articles:
-            entry = entries[article.id]
-            ids.extend(chunk_ids(article.id, entry.hash, entry.chunks))
-            texts.extend(embedding_input(article.title, article.text[s:e]) for s, e in entry.spans)
-        lexical_dir = f"{LEXICAL_DIR}/{state}"
-        LexicalIndex.build(ids, texts, self.index_dir / lexical_dir)
-        return articles_file, lexical_dir
+        return articles_file
 
-    def _remove_state_files(self, state: str) -> None:
+    def _remove_articles(self, state: str) -> None:
         (self.index_dir / ARTICLES_DIR / f"{state}.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(self.index_dir / LEXICAL_DIR / state, ignore_errors=True)
+
+    def _segment(self, name: str) -> Segment:
+        return Segment.load(self.index_dir / LEXICAL_DIR / name, TOKENIZER)
+
+    def _write_segments(self, segments: Sequence[Segment], names: Mapping[int, str]) -> list[str]:
+        """Names of `segments`, saving those not yet on disk (`names` has the saved ones,
+        by identity) under new names."""
+        written = []
+        for segment in segments:
+            name = names.get(id(segment))
+            if name is None:
+                name = _new_state_id()
+                segment.save(self.index_dir / LEXICAL_DIR / name)
+            written.append(name)
+        return written
+
+    def _sweep_lexical(self, manifest: Manifest | None) -> None:
+        """Remove what `manifest` does not name from lexical/: segments of replaced or
+        failed states, temp directories of killed writes, an old bm25s directory."""
+        root = self.index_dir / LEXICAL_DIR
+        if not root.is_dir():
+            return
+        keep = set(manifest.lexical_segments) if manifest is not None else set()
+        if manifest is not None and manifest.lexical_dir:
+            keep.add(Path(manifest.lexical_dir).name)
+        for path in root.iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
 
     def title_prefix(self, title: str, max_tokens: int) -> str:
         """The title cut to `max_tokens` word-pieces, so it never crowds out the chunk."""
@@ -329,11 +423,6 @@ class Indexer:
 def _new_state_id() -> str:
     """Sorts by time; the random part keeps two builds in the same second apart."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def embedding_input(title: str, text: str) -> str:
-    """What the model sees for a chunk: its article's title, then the chunk text."""
-    return f"{title}\n{text}" if title else text
 
 
 def _drop_leftovers(client: ClientAPI, prefix: str, keep: str) -> None:

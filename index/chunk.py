@@ -260,3 +260,8 @@ def hf_token_spans(tokenizer: Any) -> TokenSpans:
         return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
 
     return token_spans
+
+
+def embedding_input(title: str, text: str) -> str:
+    """What the model sees for a chunk: its article's title, then the chunk text."""
+    return f"{title}\n{text}" if title else text

@@ -1,45 +1,36 @@
-"""The BM25 leg of hybrid retrieval, kept in its own directory beside the Chroma data.
+"""The BM25 leg of hybrid retrieval: the tokenizer, and search over lexical segments.
 
 Dense retrieval misses exact names, numbers and rare words that a question quotes
-verbatim; BM25 catches those. Each index state owns one lexical directory that is
-written once and never touched again: an update builds a whole new directory and the
-manifest switches to it, so a reader never sees a half-updated index. That is why the
-API is only build / load / search.
-
-On disk (all inside the directory):
-
-- ``lexical.json``: format, tokenizer id and document count, so a directory built by
-  an incompatible version is refused instead of silently returning poor matches;
-- ``ids.json``: chunk ids in document order, because bm25s only knows row numbers;
-- ``bm25/``: the bm25s index (absent when no chunk has a single searchable token).
+verbatim; BM25 catches those. The postings live in write-once segments
+(`index.postings`); an index state names its segments in the manifest, and chunk ids
+the state no longer names are skipped at query time, so an update writes only a small
+segment for what it changed while a reader never sees a half-updated index.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
+import math
 import re
-import shutil
-import tempfile
 import threading
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from index.manifest import fsync_dir
+from index.chunk import embedding_input
+from index.postings import LexicalIndexError, Segment
+from index.store import chunk_ids
 
 if TYPE_CHECKING:
-    import bm25s  # type: ignore[import-untyped]
+    from index.manifest import ArticleEntry
+    from index.types import Article
 
-FORMAT = 1
-META_FILE = "lexical.json"
-IDS_FILE = "ids.json"
-BM25_DIR = "bm25"
+__all__ = ["LexicalIndex", "LexicalIndexError", "Segment", "compact", "tokenize"]
 
 # Bump whenever tokenize() changes in a way that alters tokens: indexes built with an
 # older tokenizer are then refused at load (and rebuilt) rather than half-matching.
@@ -103,10 +94,6 @@ _FOLD = str.maketrans(
 )
 
 _local = threading.local()
-
-
-class LexicalIndexError(ValueError):
-    """The lexical directory is missing, unreadable, inconsistent or may not be written."""
 
 
 def tokenize(text: str) -> list[str]:
@@ -186,105 +173,65 @@ def _stemmer() -> Any:
     return stemmer
 
 
+LEXICAL_DIR = "lexical"  # the segments' directory inside an index directory
+
+# Lucene's BM25 (as bm25s computes it): idf = ln(1 + (N - df + 0.5) / (df + 0.5)),
+# term part = tf / (tf + K1 * (1 - B + B * length / average length)).
+K1 = 1.5
+B = 0.75
+MAX_SEGMENTS = 8  # more than this and all but the oldest are merged into one
+MAX_DEAD_SHARE = 0.3  # rows of replaced or removed chunks before everything is merged
+
+
 class LexicalIndex:
-    """A BM25 index over chunk texts, searched by chunk id; make one with build() or load().
+    """BM25 over the live rows of some segments: each live chunk id is read from the
+    newest segment that holds it, and statistics (document count, frequencies, average
+    length) count live rows only, so scores are those of one index of the live chunks.
 
     Searching is read-only, so one instance can serve concurrent requests.
     """
 
-    def __init__(self, directory: Path, ids: list[str], bm25: bm25s.BM25 | None) -> None:
-        self.directory = directory
-        self._ids = ids
-        self._bm25 = bm25
-        self._position = {chunk_id: row for row, chunk_id in enumerate(ids)}
+    def __init__(self, segments: Sequence[Segment], live: Collection[str] | None = None) -> None:
+        self.segments = list(segments)
+        wanted = None if live is None else set(live)
+        claimed: set[str] = set()
+        masks: list[npt.NDArray[np.bool_]] = []
+        for segment in reversed(self.segments):
+            masks.append(
+                np.fromiter(
+                    (i not in claimed and (wanted is None or i in wanted) for i in segment.ids),
+                    dtype=np.bool_,
+                    count=len(segment),
+                )
+            )
+            claimed.update(segment.ids)
+        self.masks = masks[::-1]
+        if wanted is not None and not wanted <= claimed:
+            missing = sorted(wanted - claimed)
+            raise LexicalIndexError(
+                f"{len(missing)} chunks of the index are missing from its keyword index "
+                f"(e.g. {missing[0]!r}); rebuild with `newsdesk index build`"
+            )
+        self._offsets = np.cumsum([0, *(len(s) for s in self.segments)])
+        self._live = np.concatenate([*self.masks, np.zeros(0, dtype=np.bool_)])
+        self._ids = [i for segment in self.segments for i in segment.ids]
+        self._lengths = np.concatenate(
+            [*(s.lengths for s in self.segments), np.zeros(0, np.float32)]
+        )
+        self._count = int(self._live.sum())
+        total_length = float(self._lengths[self._live].sum())
+        self._average = total_length / self._count if self._count else 0.0
+        self._position = {self._ids[row]: row for row in np.flatnonzero(self._live).tolist()}
+
+    @classmethod
+    def open(cls, root: Path, names: Sequence[str], live: Collection[str]) -> LexicalIndex:
+        return cls([Segment.load(root / name, TOKENIZER) for name in names], live)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._count
 
     def __repr__(self) -> str:
-        return f"LexicalIndex({str(self.directory)!r}, chunks={len(self._ids)})"
-
-    @classmethod
-    def build(cls, ids: Sequence[str], texts: Sequence[str], directory: Path) -> LexicalIndex:
-        """Index `texts` and write the result as a new `directory`, all or nothing.
-
-        Everything is written into a hidden temp directory beside `directory` and renamed
-        into place at the end, so a crash leaves either no `directory` or a complete one
-        (plus, after a hard kill, a stray ``.NAME.*.tmp`` that nothing reads).
-        """
-        directory = Path(directory)
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
-        id_list = list(ids)
-        if not all(isinstance(chunk_id, str) for chunk_id in id_list):
-            raise TypeError("chunk ids must be strings")
-        if len(set(id_list)) != len(id_list):
-            raise ValueError("chunk ids must be unique")
-        _refuse_existing(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-
-        bm25 = _index([tokenize(text) for text in texts])
-
-        tmp = Path(
-            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent)
-        )
-        try:
-            if bm25 is not None:
-                # No corpus is saved, so bm25s draws no progress bar here; show_progress is
-                # not passed because early 0.3 releases reject it.
-                bm25.save(tmp / BM25_DIR)
-            (tmp / IDS_FILE).write_text(json.dumps(id_list, ensure_ascii=False), encoding="utf-8")
-            meta = {
-                "format": FORMAT,
-                "tokenizer": TOKENIZER,
-                "chunks": len(id_list),
-                "bm25": bm25 is not None,
-            }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            _fsync_tree(tmp)
-            _refuse_existing(directory)
-            try:
-                # Replaces `directory` only if it is an empty directory; fails otherwise.
-                os.replace(tmp, directory)
-            except OSError as exc:
-                raise LexicalIndexError(
-                    f"{directory}: could not move the new index into place ({exc})"
-                ) from exc
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        fsync_dir(directory.parent)
-        return cls(directory, id_list, bm25)
-
-    @classmethod
-    def load(cls, directory: Path) -> LexicalIndex:
-        """Open a built directory; score arrays are memory-mapped so start-up stays quick."""
-        directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            what = "no such directory" if not directory.exists() else f"no {META_FILE}"
-            raise LexicalIndexError(f"{directory}: not a lexical index ({what})")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            ids = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LexicalIndexError(f"{directory}: unreadable lexical index ({exc})") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise LexicalIndexError(f"{directory}: unsupported lexical index format; rebuild it")
-        if meta.get("tokenizer") != TOKENIZER:
-            raise LexicalIndexError(
-                f"{directory}: built with tokenizer {meta.get('tokenizer')!r}, this version "
-                f"uses {TOKENIZER!r}; rebuild the index"
-            )
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise LexicalIndexError(f"{directory}: {IDS_FILE} is not a list of chunk ids")
-        if meta.get("chunks") != len(ids) or len(set(ids)) != len(ids):
-            raise LexicalIndexError(
-                f"{directory}: {IDS_FILE} holds {len(ids)} ids "
-                f"(unique: {len(set(ids))}), expected {meta.get('chunks')}"
-            )
-        bm25 = _load_bm25(directory, len(ids)) if meta.get("bm25") else None
-        return cls(directory, ids, bm25)
+        return f"LexicalIndex(segments={len(self.segments)}, chunks={self._count})"
 
     def search(
         self, query: str, k: int, allowed: Collection[str] | None = None
@@ -296,12 +243,21 @@ class LexicalIndex:
         starves the result the way "retrieve k, then filter" would. Ties rank in index
         order so results are reproducible.
         """
-        if k <= 0 or self._bm25 is None:
+        if k <= 0 or self._count == 0:
             return []
-        token_ids = self._bm25.get_tokens_ids(tokenize(query))
-        if not token_ids:
+        scores: npt.NDArray[np.float32] | None = None
+        for term, repeats in Counter(tokenize(query)).items():
+            rows, tfs = self._postings(term)
+            if rows.size == 0:
+                continue
+            df = rows.size
+            idf = math.log(1 + (self._count - df + 0.5) / (df + 0.5))
+            norm = K1 * (1 - B + B * self._lengths[rows] / self._average)
+            if scores is None:
+                scores = np.zeros(len(self._ids), dtype=np.float32)
+            scores[rows] += repeats * idf * tfs / (tfs + norm)
+        if scores is None:
             return []
-        scores: npt.NDArray[np.floating[Any]] = self._bm25.get_scores_from_ids(token_ids)
         matching = scores > 0
         if allowed is not None:
             matching &= self._mask(allowed)
@@ -315,8 +271,22 @@ class LexicalIndex:
             (self._ids[int(row)], float(hits[i])) for i, row in zip(order, rows[order], strict=True)
         ]
 
+    def _postings(self, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Live (row, tf) of `term` across all segments, rows numbered index-wide."""
+        row_parts, tf_parts = [], []
+        for offset, segment in zip(self._offsets, self.segments, strict=False):
+            rows, tfs = segment.postings(term)
+            if rows.size:
+                row_parts.append(rows + offset)
+                tf_parts.append(tfs)
+        if not row_parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows, tfs = np.concatenate(row_parts), np.concatenate(tf_parts)
+        alive = self._live[rows]
+        return rows[alive], tfs[alive]
+
     def _mask(self, allowed: Collection[str]) -> npt.NDArray[np.bool_]:
-        """True at the rows of the allowed chunks; ids not in this index are ignored."""
+        """True at the rows of the allowed chunks; ids not live here are ignored."""
         get = self._position.get
         rows = np.array([get(chunk_id, -1) for chunk_id in allowed], dtype=np.int64)
         mask = np.zeros(len(self._ids), dtype=np.bool_)
@@ -324,57 +294,30 @@ class LexicalIndex:
         return mask
 
 
-def _index(corpus_tokens: list[list[str]]) -> bm25s.BM25 | None:
-    """The bm25s index, or None when there is nothing to match (bm25s cannot index that)."""
-    if not any(corpus_tokens):
-        return None
-    import bm25s
+def compact(segments: Sequence[Segment], live: Collection[str]) -> list[Segment]:
+    """The segments a state with `live` chunks should name: segments without a live row
+    are dropped; all are merged when replaced rows pile up (they cost memory and time per
+    query), and the newer ones when there are too many, so a small update stays cheap
+    while the big first segment is rewritten only now and then."""
+    index = LexicalIndex(segments, live)
+    kept = [(s, m) for s, m in zip(index.segments, index.masks, strict=True) if m.any()]
+    rows = sum(len(s) for s, _ in kept)
+    dead = rows - len(index)
+    if dead and dead > MAX_DEAD_SHARE * rows:
+        return [Segment.merge(kept)]
+    if len(kept) > MAX_SEGMENTS:
+        return [kept[0][0], Segment.merge(kept[1:])]
+    return [s for s, _ in kept]
 
-    bm25 = bm25s.BM25()
-    # No empty token: tokenize() never yields "", and an extra vocabulary entry would only
-    # make the saved files disagree with what the queries can reach.
-    bm25.index(corpus_tokens, create_empty_token=False, show_progress=False)
-    return bm25
 
-
-def _load_bm25(directory: Path, chunks: int) -> bm25s.BM25:
-    import bm25s
-
-    where = directory / BM25_DIR
-    try:
-        # Without load_corpus there is no progress bar; not passing show_progress keeps
-        # older 0.3 releases working (they would take it for a BM25 parameter).
-        bm25 = bm25s.BM25.load(where, mmap=True)
-        data, indices, indptr = (bm25.scores[name] for name in ("data", "indices", "indptr"))
-        consistent = (
-            bm25.scores["num_docs"] == chunks
-            and data.ndim == indices.ndim == indptr.ndim == 1
-            and len(indptr) == len(bm25.vocab_dict) + 1
-            and int(indptr[0]) == 0
-            and int(indptr[-1]) == len(data) == len(indices)
+def segment_of(articles: Iterable[Article], entries: Mapping[str, ArticleEntry]) -> Segment:
+    """The postings of these articles' chunks, as the model saw them (title, then text)."""
+    ids: list[str] = []
+    docs: list[list[str]] = []
+    for article in articles:
+        entry = entries[article.id]
+        ids.extend(chunk_ids(article.id, entry.hash, entry.chunks))
+        docs.extend(
+            tokenize(embedding_input(article.title, article.text[s:e])) for s, e in entry.spans
         )
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise LexicalIndexError(f"{where}: unreadable BM25 index ({exc})") from exc
-    if not consistent:
-        raise LexicalIndexError(f"{where}: BM25 index does not match {IDS_FILE}; rebuild it")
-    return bm25
-
-
-def _refuse_existing(directory: Path) -> None:
-    """Directories are write-once: only a missing or empty target may be built into."""
-    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
-        raise LexicalIndexError(f"{directory}: exists and is not a directory")
-    if directory.is_dir() and any(directory.iterdir()):
-        raise LexicalIndexError(f"{directory}: already exists and is not empty")
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file before the rename, so the rename never publishes empty files."""
-    for current, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(current, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(current))
+    return Segment.from_terms(ids, docs, TOKENIZER)

@@ -44,7 +44,11 @@ class Manifest(BaseModel):
     newsdesk_version: str
     collection: str
     articles_file: str
-    lexical_dir: str
+    # Names of the BM25 segments under lexical/, oldest first. `lexical_dir` is what
+    # indexes before segments named (a bm25s directory); such an index is still read
+    # (its BM25 is rebuilt in memory) and its next update writes segments.
+    lexical_segments: list[str] = []
+    lexical_dir: str | None = None
     chroma_url: str | None
     model: str
     dimension: int

@@ -8,13 +8,14 @@ an open reader; `IndexReader.is_current` tells when it is time to reopen.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
 from index.articles import read_articles
 from index.embed import Embedder
-from index.lexical import LexicalIndex
+from index.lexical import LEXICAL_DIR, LexicalIndex, segment_of
 from index.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -28,6 +29,7 @@ from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
 from index.types import Article
 from newsdesk.settings import Settings
 
+log = logging.getLogger(__name__)
 _VECTOR_CACHE = 256  # articles whose sentence vectors stay in memory (~0.1-0.4 MB each)
 
 
@@ -53,7 +55,19 @@ class IndexReader:
                 f"Chroma collection {manifest.collection} holds embeddings of "
                 f"{self.store.model!r}, not {manifest.model!r}: rebuild the index"
             )
-        self.lexical = LexicalIndex.load(settings.index_dir / manifest.lexical_dir)
+        live = self.chunk_ids(manifest.articles)
+        if manifest.lexical_segments:
+            root = settings.index_dir / LEXICAL_DIR
+            self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live)
+        else:
+            log.warning(
+                "%s was built by an older newsdesk: its keyword index is rebuilt in memory "
+                "at each start until `newsdesk index update` converts it",
+                settings.index_dir,
+            )
+            self.lexical = LexicalIndex(
+                [segment_of(self.articles.values(), manifest.articles)], live
+            )
         self._sentences: dict[str, list[tuple[int, int]]] = {}
         self._sentence_vectors: OrderedDict[str, SentenceVectors | None] = OrderedDict()
 

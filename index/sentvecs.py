@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,7 @@ class Pooler:
         self.dimension = dimension
         self._remaining = dict(chunk_counts)
         self._open: dict[str, SentenceVectors] = {}
+        self._carried: dict[str, set[int]] = {}
 
     def local_spans(
         self, article: Article, start: int, end: int, offset: int
@@ -128,12 +129,32 @@ class Pooler:
     ) -> None:
         """Add one chunk's span sums (in `local_spans` order); write when the article is done."""
         pooled = self._vectors(article)
+        carried = self._carried.get(article.id, ())
         for row, (i, _) in enumerate(self._inside(article, start, end)):
-            pooled.sums[i] += sums[row]
-            pooled.counts[i] += counts[row]
+            if i not in carried:
+                pooled.sums[i] += sums[row]
+                pooled.counts[i] += counts[row]
+        self.skip(article)
+
+    def carry(self, article: Article, old: SentenceVectors, sentences: Mapping[int, int]) -> None:
+        """Start the article with the pooled vectors of sentences kept from an older
+        version (new sentence number -> old one; see index.reuse); chunks added later
+        leave those sentences alone."""
+        pooled = self._vectors(article)
+        self._carried[article.id] = set(sentences)
+        for new, previous in sentences.items():
+            pooled.sums[new] = old.sums[previous]
+            pooled.counts[new] = old.counts[previous]
+
+    def skip(self, article: Article) -> None:
+        """One more chunk of the article done (embedded, or its vector copied)."""
         self._remaining[article.id] -= 1
         if self._remaining[article.id] == 0:
             write_vectors(self.index_dir, article.id, article.hash, self._open.pop(article.id))
+            self._carried.pop(article.id, None)
+
+    def spans(self, article: Article) -> list[tuple[int, int]]:
+        return self._vectors(article).spans
 
     def _inside(self, article: Article, start: int, end: int) -> list[tuple[int, tuple[int, int]]]:
         spans = self._vectors(article).spans

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from index.dates import epoch_seconds
 from index.embed import Vectors
 from index.types import Article, Chunk
@@ -151,6 +153,18 @@ class ChunkStore:
                 documents=[chunk.text for _, chunk in batch],
                 metadatas=[chunk_metadata(article, chunk) for article, chunk in batch],
             )
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """Stored embeddings by chunk id; ids not in the collection are left out."""
+        found: dict[str, Vectors] = {}
+        for lo, hi in _batches(len(ids), _WRITE_BATCH):
+            result = self.collection.get(ids=list(ids[lo:hi]), include=["embeddings"])
+            embeddings = result["embeddings"]
+            if embeddings is None:
+                continue
+            for chunk, vector in zip(result["ids"], embeddings, strict=True):
+                found[chunk] = np.asarray(vector, dtype=np.float32)
+        return found
 
     def delete(self, ids: Sequence[str]) -> None:
         for lo, hi in _batches(len(ids), _WRITE_BATCH):

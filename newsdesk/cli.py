@@ -42,7 +42,7 @@ def cli(verbose: bool) -> None:
     """Ask questions of an article collection; get answers that cite their passages."""
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.root.handlers:  # bm25s sets its own logger to DEBUG on import
+    for handler in logging.root.handlers:  # libraries may set their loggers' levels on import
         handler.setLevel(level)
 
 

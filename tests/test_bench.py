@@ -47,4 +47,7 @@ def test_query_benchmark_reports_latency_memory_and_update(tmp_path: Path) -> No
     assert isinstance(serve, dict) and serve["chunks"] >= 400 and serve["questions"] == 20
     assert serve["answer_ms"]["p50"] > 0 and serve["rss_serving_mb"] > 0
     update = report["update"]
-    assert isinstance(update, dict) and update["chunks_embedded"] > 0
+    assert isinstance(update, dict) and update["seconds"] > 0
+    for case in ("appended_paragraph", "correction_in_the_middle", "new_article"):
+        assert update[case]["chunks_embedded"] > 0
+    assert update["new_article"]["chunks_copied"] == 0

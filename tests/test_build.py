@@ -10,6 +10,7 @@ import pytest
 from index.articles import read_articles
 from index.build import Indexer, NothingToIndex
 from index.embed import Embedder, model_location
+from index.lexical import Segment
 from index.manifest import UnusableIndex, read_manifest
 from index.reader import IndexReader
 from index.store import ChunkStore, chroma_client
@@ -103,9 +104,11 @@ def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEm
 
 
 def assert_lexical_in_step(index_dir: Path, embedder: Embedder) -> None:
-    """One BM25 index on disk, holding exactly the live chunks."""
+    """On disk, the BM25 segments the manifest names and nothing else; together they
+    hold exactly the live chunks."""
     reader = IndexReader(make_settings(index_dir), embedder)
-    assert len(list((index_dir / "lexical").iterdir())) == 1
+    on_disk = sorted(p.name for p in (index_dir / "lexical").iterdir())
+    assert on_disk == sorted(reader.manifest.lexical_segments)
     assert len(list((index_dir / "articles").iterdir())) == 1
     assert len(reader.lexical) == reader.manifest.chunk_count
 
@@ -201,3 +204,47 @@ def test_changed_chunking_refuses_update(
     smaller = make_settings(tmp_path / "ix", chunking=ChunkingSettings(max_tokens=64))
     with pytest.raises(UnusableIndex, match="chunking settings differ"):
         Indexer(smaller, counting).update([news_file])
+
+
+def test_an_index_from_before_lexical_segments_is_read_and_converted_by_update(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder, caplog: pytest.LogCaptureFixture
+):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    index_dir = settings.index_dir
+    manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    (name,) = manifest.pop("lexical_segments")
+    (index_dir / "lexical" / name).rename(index_dir / "lexical" / "20250101-000000-abcdef")
+    manifest["lexical_dir"] = "lexical/20250101-000000-abcdef"  # as older versions wrote it
+    (index_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    reader = IndexReader(make_settings(index_dir), counting)
+    assert "older newsdesk" in caplog.text
+    assert [h.split(":")[0] for h, _ in reader.lexical.search("steel cables", 5)] == ["harbour"]
+
+    report = Indexer(settings, counting).update([news_file])
+    assert report.manifest is not None and report.chunks_embedded == 0
+    assert report.manifest.lexical_dir is None and len(report.manifest.lexical_segments) == 1
+    assert_lexical_in_step(index_dir, counting)
+
+
+def test_a_failed_segment_write_leaves_the_last_state_serving(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    before = read_manifest(settings.index_dir)
+
+    def full_disk(self: Segment, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        (directory / "half-written").write_text("x", encoding="utf-8")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Segment, "save", full_disk)
+    changed = [dict(NEWS[0], text=NEWS[0]["text"] + " A late correction was added.")]
+    with pytest.raises(OSError, match="No space"):
+        Indexer(settings, counting).update([write_jsonl(tmp_path / "changed.jsonl", changed)])
+    assert read_manifest(settings.index_dir) == before
+    assert_lexical_in_step(settings.index_dir, counting)
+    reader = IndexReader(make_settings(settings.index_dir), counting)
+    assert [h.split(":")[0] for h, _ in reader.lexical.search("steel cables", 5)] == ["harbour"]
