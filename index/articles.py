@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from index.manifest import UnusableIndex, write_atomic
@@ -19,7 +19,7 @@ ARTICLES_DIR = "articles"
 
 # Every line starts with the article's id (Article.to_record puts it first), so an
 # update can tell lines apart without parsing whole articles.
-_ID_RE = re.compile(r'\{"id": ("(?:[^"\\]|\\.)*")')
+_ID_RE = re.compile(rb'\{"id": ("(?:[^"\\]|\\.)*")')
 
 
 def write_articles(path: Path, articles: Iterable[Article]) -> None:
@@ -40,44 +40,44 @@ def read_articles(path: Path) -> dict[str, Article]:
     return articles
 
 
-def read_some(path: Path, ids: Collection[str]) -> dict[str, Article]:
-    """Only the articles named by `ids`: an update needs the old versions of the few it
-    changes, and parsing every article of a large archive cost it half a second."""
-    return {
-        article_id: _parse(path, number, line)
-        for number, article_id, line in _lines(path)
-        if article_id in ids
-    }
+class ArticleLines:
+    """An article file as raw lines by id, for an update: it parses only the articles it
+    replaces and copies every other line as bytes (parsing, decoding and encoding every
+    article of a large archive took most of a one-article update)."""
 
-
-def rewrite_articles(
-    old: Path, new: Path, replace: Iterable[Article], remove: Collection[str]
-) -> None:
-    """Write the next state's file: the old lines of untouched articles as they were (not
-    parsed and encoded again), then `replace` (new and changed articles)."""
-    replace = list(replace)
-    skip = set(remove) | {a.id for a in replace}
-    kept = (line + "\n" for _, article_id, line in _lines(old) if article_id not in skip)
-    fresh = (json.dumps(a.to_record(), ensure_ascii=False) + "\n" for a in replace)
-    write_atomic(new, "".join([*kept, *fresh]))
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line number, article id, line) of an article file."""
-    try:
-        # Split on "\n" only: texts may hold U+2028 and the like, which splitlines() breaks on.
-        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
-    except FileNotFoundError as exc:
-        raise UnusableIndex(f"{path}: article file named by the manifest is missing") from exc
-    for number, line in enumerate(lines, start=1):
-        match = _ID_RE.match(line)
+    def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            article_id = json.loads(match.group(1)) if match else None
-        except ValueError:
-            article_id = None
-        if not isinstance(article_id, str):
-            raise UnusableIndex(f"{path}:{number}: corrupt article record (no id first)")
-        yield number, article_id, line
+            # Split on "\n" only: texts may hold U+2028 and the like, which JSON leaves raw.
+            raw = path.read_bytes().split(b"\n")[:-1]
+        except FileNotFoundError as exc:
+            raise UnusableIndex(f"{path}: article file named by the manifest is missing") from exc
+        self.lines: list[tuple[str, bytes]] = []
+        for number, line in enumerate(raw, start=1):
+            match = _ID_RE.match(line)
+            try:
+                article_id = json.loads(match.group(1)) if match else None
+            except ValueError:
+                article_id = None
+            if not isinstance(article_id, str):
+                raise UnusableIndex(f"{path}:{number}: corrupt article record (no id first)")
+            self.lines.append((article_id, line))
+
+    def read(self, ids: Collection[str]) -> dict[str, Article]:
+        """The articles named by `ids` (those present)."""
+        return {
+            article_id: _parse(self.path, number, line.decode("utf-8"))
+            for number, (article_id, line) in enumerate(self.lines, start=1)
+            if article_id in ids
+        }
+
+    def rewrite(self, new: Path, replace: Iterable[Article], remove: Collection[str]) -> None:
+        """Write the next state's file: untouched lines as they were, then `replace`."""
+        replace = list(replace)
+        skip = set(remove) | {a.id for a in replace}
+        kept = [line + b"\n" for article_id, line in self.lines if article_id not in skip]
+        fresh = [(json.dumps(a.to_record(), ensure_ascii=False) + "\n").encode() for a in replace]
+        write_atomic(new, b"".join([*kept, *fresh]))
 
 
 def _parse(path: Path, number: int, line: str) -> Article:

@@ -21,9 +21,8 @@ import numpy as np
 
 from index.articles import (
     ARTICLES_DIR,
+    ArticleLines,
     read_articles,
-    read_some,
-    rewrite_articles,
     write_articles,
 )
 from index.chunk import chunk_text, embedding_input, hf_token_spans
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]  # (chunks embedded, chunks to embed)
+Progress = Callable[[int, int], None]  # (chunks written, chunks to write): embedded or copied
 _SLAB = 256  # chunks embedded and written per step: bounds memory, lets Ctrl-C and progress through
 
 
@@ -192,7 +191,7 @@ class Indexer:
         )
         loaded = load_sources(sources)
         problems = list(loaded.problems)
-        old_file = self.index_dir / old.articles_file
+        old_lines = ArticleLines(self.index_dir / old.articles_file)
         fresh = [a for a in loaded.articles if a.id not in old.articles]
         changed = [
             a for a in loaded.articles if a.id in old.articles and old.articles[a.id].hash != a.hash
@@ -212,7 +211,7 @@ class Indexer:
             return report
         client = chroma_client(self.settings)
         store = ChunkStore.open(client, old.collection)
-        before = read_some(old_file, {a.id for a in changed})
+        before = old_lines.read({a.id for a in changed})
         previous = {i: (article, old.articles[i]) for i, article in before.items()}
         entries, copied = self._embed_into(store, fresh + changed, params, progress, previous)
         articles = dict(old.articles)
@@ -222,7 +221,7 @@ class Indexer:
         state = _new_state_id()
         try:
             articles_file = f"{ARTICLES_DIR}/{state}.jsonl"
-            rewrite_articles(old_file, self.index_dir / articles_file, fresh + changed, removed)
+            old_lines.rewrite(self.index_dir / articles_file, fresh + changed, removed)
             if legacy:
                 current = read_articles(self.index_dir / articles_file).values()
                 segments = [segment_of(current, articles)]

@@ -108,10 +108,10 @@ def _progress() -> Iterator[Progress]:
 
     def update(done: int, total: int) -> None:
         if not sys.stderr.isatty():
-            click.echo(f"embedded {done}/{total} chunks", err=True)
+            click.echo(f"indexed {done}/{total} chunks", err=True)
             return
         if not bars:
-            bars.append(tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr))
+            bars.append(tqdm(total=total, unit="chunk", desc="indexing", file=sys.stderr))
         bars[0].update(done - bars[0].n)
 
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import read_articles, read_some, rewrite_articles, write_articles
+from index.articles import ArticleLines, read_articles, write_articles
 from index.manifest import UnusableIndex
 from index.types import Article
 
@@ -30,7 +30,7 @@ def test_rewrite_copies_untouched_lines_replaces_removes_and_appends(
 ) -> None:
     new = tmp_path / "new.jsonl"
     changed = article(ODD_IDS[1], "A corrected text.")
-    rewrite_articles(old_file, new, [changed, article("fresh", "Brand new.")], {ODD_IDS[2]})
+    ArticleLines(old_file).rewrite(new, [changed, article("fresh", "Brand new.")], {ODD_IDS[2]})
     got = read_articles(new)
     assert list(got) == [ODD_IDS[0], ODD_IDS[3], ODD_IDS[4], ODD_IDS[1], "fresh"]
     assert got[ODD_IDS[1]].text == "A corrected text."
@@ -39,23 +39,20 @@ def test_rewrite_copies_untouched_lines_replaces_removes_and_appends(
     assert new_lines[:3] == [old_lines[0], old_lines[3], old_lines[4]]  # byte for byte
 
 
-def test_read_some_parses_only_the_named_articles(old_file: Path) -> None:
-    got = read_some(old_file, {ODD_IDS[1], ODD_IDS[3], "absent"})
+def test_read_parses_only_the_named_articles(old_file: Path) -> None:
+    got = ArticleLines(old_file).read({ODD_IDS[1], ODD_IDS[3], "absent"})
     assert sorted(got) == sorted([ODD_IDS[1], ODD_IDS[3]])
     assert got[ODD_IDS[3]] == read_articles(old_file)[ODD_IDS[3]]
 
 
-def test_a_damaged_line_is_named(tmp_path: Path, old_file: Path) -> None:
+def test_a_damaged_line_is_named(old_file: Path) -> None:
     lines = old_file.read_text(encoding="utf-8").split("\n")
     lines[2] = '{"title": "no id first"}'
     old_file.write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(UnusableIndex, match=r"old\.jsonl:3: corrupt article record"):
-        read_some(old_file, {"plain"})
-    with pytest.raises(UnusableIndex, match=r"old\.jsonl:3"):
-        rewrite_articles(old_file, tmp_path / "new.jsonl", [], set())
-    assert not (tmp_path / "new.jsonl").exists()
+        ArticleLines(old_file)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(UnusableIndex, match="missing"):
-        read_some(tmp_path / "gone.jsonl", {"a"})
+        ArticleLines(tmp_path / "gone.jsonl")
