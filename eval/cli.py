@@ -17,7 +17,8 @@ from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
-from newsdesk.clikit import index_dir_option, reported, settings_from
+from newsdesk.clikit import answerer_options, index_dir_option, reported, settings_from
+from rag.llm import LlmNotConfigured
 
 FAILURES = (
     QuestionSetError,
@@ -26,6 +27,7 @@ FAILURES = (
     ModelNotAvailable,
     StoreUnavailable,
     LexicalIndexError,
+    LlmNotConfigured,
     OSError,
 )
 
@@ -62,6 +64,7 @@ def eval_group() -> None:
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100))
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+@answerer_options
 @index_dir_option
 def run(
     questions: Path,
@@ -71,12 +74,13 @@ def run(
     limit: int | None,
     as_json: bool,
     index_dir: Path | None,
+    **answerer: Any,
 ) -> None:
     """Index ARTICLES (reused when up to date), ask every question in QUESTIONS, score them.
 
     The index lives in --index-dir (default OUT/index), so re-runs reuse it.
     """
-    settings = settings_from(index_dir or out / "index")
+    settings = settings_from(index_dir or out / "index", **answerer)
     with reported(*FAILURES), click.progressbar(length=1, label="asking", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -120,4 +124,7 @@ def _headline(report: dict[str, Any]) -> str:
         "abstention accuracy": report["abstention"]["accuracy"],
         "latency p50 ms": report["latency_ms"]["p50"],
     }
+    if "llm" in report:
+        pick["sentences unsupported"] = report["llm"]["unsupported_share"]
+        pick["fell back"] = report["llm"]["fell_back_to_extractive"]
     return "; ".join(f"{key} {fmt(value)}" for key, value in pick.items())

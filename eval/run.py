@@ -27,7 +27,7 @@ from index.build import Indexer, source_names
 from index.manifest import read_manifest
 from index.types import Problem
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.generate import open_answerer
 from rag.types import Answer
 
 HISTORY_FILE = "eval_history.jsonl"
@@ -61,14 +61,16 @@ def run_eval(
     progress: Progress | None = None,
 ) -> EvalResult:
     prepare_index(settings, articles)
-    answerer = Answerer.open(settings)
+    answerer = open_answerer(settings)
     question_set = load_questions(questions_file, answerer.reader.articles)
     questions = question_set.questions[:limit] if limit else question_set.questions
     rows: list[QuestionResult] = []
     records: list[dict[str, Any]] = []
     scores: list[tuple[float, bool]] = []
+    answers: list[Answer] = []
     for done, question in enumerate(questions, start=1):
         answer = answerer.ask(question.question, k=k)
+        answers.append(answer)
         row = question_result(answer, gold_of(question))
         rows.append(row)
         records.append(per_question(question, answer, row, k))
@@ -82,6 +84,8 @@ def run_eval(
         "articles": answerer.reader.manifest.article_count,
         "chunks": answerer.reader.manifest.chunk_count,
     }
+    if settings.answer.answerer == "llm":
+        report["llm"] = generation_summary(answers)
     report["curves"] = {
         "hit_at_k": hit_curve(records, k),
         "abstention_tradeoff": threshold_curve(scores, [round(t * 0.02, 2) for t in range(10, 61)]),
@@ -98,8 +102,29 @@ def run_eval(
         "settings_hash": answerer.settings_hash,
         "model": answerer.reader.manifest.model,
         "abstain_below": settings.answer.abstain_below,
+        "answerer": settings.answer.answerer,
+        "llm_model": settings.llm.model if settings.answer.answerer == "llm" else None,
     }
     return EvalResult(report, records, question_set.problems)
+
+
+def generation_summary(answers: Sequence[Answer]) -> dict[str, Any]:
+    """How the generated answers fared in the support check (rag.support): the share of
+    their sentences judged unsupported, and how often the model was not used at all."""
+    generated = [a for a in answers if a.answerer == "llm"]
+    verdicts = [s.verdict for a in generated for s in a.sentences]
+    total = len(verdicts)
+    return {
+        "answers": len(answers),
+        "generated": len(generated),
+        "fell_back_to_extractive": len(answers) - len(generated),
+        "refused": sum(a.abstained for a in generated),
+        "sentences": total,
+        **{
+            f"{verdict}_share": round(verdicts.count(verdict) / total, 4) if total else None
+            for verdict in ("supported", "partial", "unsupported")
+        },
+    }
 
 
 def per_question(question: Question, answer: Answer, row: QuestionResult, k: int) -> dict[str, Any]:

@@ -32,9 +32,49 @@ def index_dir_option(func: F) -> F:
     )(func)
 
 
-def settings_from(index_dir: Path | None) -> Settings:
+def answerer_options(func: F) -> F:
+    """--answerer and the --llm-* flags; `settings_from(..., **those)` applies them."""
+    options = [
+        click.option(
+            "--answerer",
+            type=click.Choice(["extractive", "llm"]),
+            help="Quote sentences (extractive, the default) or generate a checked answer (llm).",
+        ),
+        click.option("--llm-base-url", help="An OpenAI-compatible endpoint, e.g. .../v1."),
+        click.option("--llm-model", help="The model name that endpoint serves."),
+        click.option(
+            "--llm-gguf",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A local GGUF model instead (needs newsdesk[local-llm]).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(
+    index_dir: Path | None,
+    answerer: str | None = None,
+    llm_base_url: str | None = None,
+    llm_model: str | None = None,
+    llm_gguf: Path | None = None,
+) -> Settings:
+    """Settings with the command's flags on top. Any --llm-* flag implies --answerer llm
+    unless --answerer says otherwise; --llm-gguf picks the llama-cpp backend."""
+    llm: dict[str, Any] = {"base_url": llm_base_url, "model": llm_model, "gguf": llm_gguf}
+    llm = {key: value for key, value in llm.items() if value is not None}
+    if llm_gguf is not None:
+        llm["backend"] = "llama-cpp"
+    if llm and answerer is None:
+        answerer = "llm"
+    overrides: dict[str, Any] = {"index_dir": index_dir}
+    if llm:
+        overrides["llm"] = llm
+    if answerer:
+        overrides["answer"] = {"answerer": answerer}
     try:
-        return load_settings(index_dir=index_dir)
+        return load_settings(**overrides)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 

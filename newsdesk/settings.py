@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +32,11 @@ from pydantic_settings import (
 CONFIG_FILE_ENV = "NEWSDESK_CONFIG"
 DEFAULT_CONFIG_FILE = "newsdesk.toml"
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+LLM_ENV = {
+    "base_url": "NEWSDESK_LLM_BASE_URL",
+    "model": "NEWSDESK_LLM_MODEL",
+    "api_key": "NEWSDESK_LLM_API_KEY",
+}
 
 
 def default_index_dir() -> Path:
@@ -103,6 +115,13 @@ class RetrievalSettings(Section):
 
 
 class AnswerSettings(Section):
+    answerer: Literal["extractive", "llm"] = Field(
+        default="extractive",
+        description=(
+            "extractive: quote the best sentences (no model). llm: a generated answer whose "
+            "every cited sentence is checked against its passage (see the llm section)."
+        ),
+    )
     abstain_below: float = Field(
         default=0.68,
         description=(
@@ -127,6 +146,47 @@ class AnswerSettings(Section):
         ge=0,
         description="Further sentences are quoted only if they score within this of the best.",
     )
+
+
+class LlmSettings(Section):
+    """A generating model, used when `answer.answerer` is "llm" (rag.generate)."""
+
+    backend: Literal["openai-compatible", "llama-cpp"] = Field(
+        default="openai-compatible",
+        description=(
+            "openai-compatible: any server speaking OpenAI's chat API (Ollama, vLLM, "
+            "LM Studio, llama.cpp's server, OpenAI). llama-cpp: a local GGUF file "
+            "(`pip install 'newsdesk[local-llm]'`)."
+        ),
+    )
+    base_url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:11434/v1 (env NEWSDESK_LLM_BASE_URL)."
+    )
+    model: str | None = Field(default=None, description="Model name (env NEWSDESK_LLM_MODEL).")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Sent as a bearer token (env NEWSDESK_LLM_API_KEY); never printed.",
+    )
+    gguf: Path | None = Field(default=None, description="The GGUF file for llama-cpp.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=400, ge=16, le=8192, description="Longest answer, in tokens.")
+    context_window: int = Field(default=4096, ge=512)
+    unsupported: Literal["mark", "remove"] = Field(
+        default="mark",
+        description=(
+            "What to do with an answer sentence its cited passages do not support: show it "
+            "marked as unsupported (without citations), or leave it out."
+        ),
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_only(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"llm.base_url must start with http:// or https://, got {url!r}")
+        return url
 
 
 class ChatSettings(Section):
@@ -155,6 +215,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     chat: ChatSettings = ChatSettings()
+    llm: LlmSettings = LlmSettings()
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
@@ -173,10 +234,26 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = _config_file()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _LlmEnvAliases(settings_cls),
+        ]
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+
+class _LlmEnvAliases(PydanticBaseSettingsSource):
+    """NEWSDESK_LLM_BASE_URL, _MODEL and _API_KEY: the names other tools' docs use for
+    an OpenAI-compatible endpoint, beside the nested NEWSDESK_LLM__BASE_URL form."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {key: os.environ[env] for key, env in LLM_ENV.items() if os.environ.get(env)}
+        return {"llm": found} if found else {}
 
 
 def _config_file() -> Path | None:

@@ -81,7 +81,7 @@ class Answerer:
         candidates = self.score(query, passages)
         chosen = self.choose(candidates)
         answered_at = time.perf_counter()
-        answer = self._compose(question, query, chosen, passages)
+        answer = self.compose(question, query, chosen, passages)
         answer.best_score = round(candidates[0].score, 4) if candidates else None
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
@@ -116,7 +116,7 @@ class Answerer:
         keys: list[Span] = [(c.article.id, c.start, c.end) for c in cands]
         if use_context:
             keys += [(c.article.id, c.context, c.end) for c in cands]
-        cosines = self._span_vectors(keys) @ self.reader.embedder.embed_query(query)
+        cosines = self.span_vectors(keys) @ self.reader.embedder.embed_query(query)
         terms = set(tokenize(query))
         weights = self.settings.answer
         scored = []
@@ -145,7 +145,7 @@ class Answerer:
         first = {c.article.id: n for n, c in reversed(list(enumerate(chosen)))}
         return sorted(chosen, key=lambda c: (first[c.article.id], c.start))
 
-    def _span_vectors(self, keys: list[Span]) -> np.ndarray:
+    def span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,
         embedded now (and remembered) otherwise."""
         if len(self._vectors) + len(keys) > _CACHE_LIMIT:
@@ -182,7 +182,7 @@ class Answerer:
             return None
         return stored.vector(first, last)
 
-    def _compose(
+    def compose(
         self,
         question: str,
         query: str,

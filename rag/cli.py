@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,12 +14,19 @@ from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
-from newsdesk.clikit import EXIT_FAILED, index_dir_option, reported, settings_from
-from rag.answer import Answerer
+from newsdesk.clikit import (
+    EXIT_FAILED,
+    answerer_options,
+    index_dir_option,
+    reported,
+    settings_from,
+)
+from rag.generate import open_answerer
+from rag.llm import LlmNotConfigured
 from rag.retrieve import Filters
 from rag.types import Answer
 
-FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError)
+FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError, LlmNotConfigured)
 
 
 @click.command()
@@ -34,6 +42,7 @@ FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexErro
     multiple=True,
     help="An earlier question of the conversation (repeat, oldest first).",
 )
+@answerer_options
 @index_dir_option
 def ask(
     question: str,
@@ -44,6 +53,7 @@ def ask(
     sources: tuple[str, ...],
     history: tuple[str, ...],
     index_dir: Path | None,
+    **answerer: Any,
 ) -> None:
     """Answer QUESTION from the index, quoting and citing the sentences it rests on."""
     if not question.strip():
@@ -52,26 +62,29 @@ def ask(
         filters = Filters.parse(sources=sources, since=since, until=until)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    settings = settings_from(index_dir)
+    settings = settings_from(index_dir, **answerer)
     with reported(*FAILURES):
-        answerer = Answerer.open(settings)
-        if not answerer.reader.articles:
+        engine = open_answerer(settings)
+        if not engine.reader.articles:
             click.echo(
                 "error: the index is empty; add articles with `newsdesk index update`", err=True
             )
             sys.exit(EXIT_FAILED)
-        answer = answerer.ask(question, history=history, filters=filters, k=k)
+        answer = engine.ask(question, history=history, filters=filters, k=k)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
     click.echo(render(answer))
-    if answerer.reader.manifest.includes_demo:
+    if engine.reader.manifest.includes_demo:
         click.echo(f"\n{DEMO_ATTRIBUTION}")
 
 
 def render(answer: Answer) -> str:
     """The answer, then its numbered sources: what a reader needs to check each quote."""
     lines = [textwrap.fill(answer.answer, 88), ""]
+    lines += [f"Note: {note}" for note in answer.notes]
+    if answer.notes:
+        lines.append("")
     if answer.abstained:
         if answer.retrieved:
             lines.append("Related passages (not cited):")

@@ -6,6 +6,8 @@ anyone can re-check its citations later against the exact index it came from.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 CANNOT_ANSWER = "I cannot answer that from this collection."
@@ -40,6 +42,9 @@ class AnswerSentence(BaseModel):
 
     text: str
     cites: list[int]
+    # For generated sentences only: how well the cited passages support it (rag.support).
+    # An unsupported sentence carries no citations; extractive sentences are quotes (None).
+    verdict: Literal["supported", "partial", "unsupported"] | None = None
 
 
 class Retrieved(BaseModel):
@@ -70,3 +75,5 @@ class Answer(BaseModel):
     index_version: str
     settings_hash: str
     timings_ms: dict[str, float]
+    answerer: str = "extractive"  # "llm", or "extractive" when an llm answer fell back
+    notes: list[str] = []  # what a reader should know: a fallback, sentences left out

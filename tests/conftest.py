@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from index.embed import Embedder
-from newsdesk.settings import EmbeddingSettings, Settings
+from newsdesk.settings import LLM_ENV, EmbeddingSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -19,7 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own config, env or data dir."""
-    for name in ("NEWSDESK_INDEX_DIR", "NEWSDESK_CONFIG"):
+    for name in ("NEWSDESK_INDEX_DIR", "NEWSDESK_CONFIG", *LLM_ENV.values()):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))

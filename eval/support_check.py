@@ -1,0 +1,141 @@
+"""How well the support check (rag.support) tells supported sentences from unsupported
+ones, on hand-labelled sentence-passage pairs (tests/data/support_pairs.jsonl).
+
+    python -m eval.support_check [PAIRS] [--index-dir DIR] [--calibrate]
+
+The pairs cite passages of the demo collection, so DIR must hold it (default: the
+`make chat` demo index). The evidence runs and their vectors come from the index, as
+they do when a generated answer is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from newsdesk.settings import Settings
+from rag.answer import Answerer
+from rag.support import Evidence, Thresholds, Verdict, judge
+
+PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "support_pairs.jsonl"
+LABELS: tuple[Verdict, ...] = ("supported", "partial", "unsupported")
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    id: str
+    article_id: str
+    start: int
+    end: int
+    sentence: str
+    label: Verdict
+    kind: str
+
+
+def load_pairs(path: Path = PAIRS) -> list[Pair]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        record = json.loads(line)
+        if record["label"] not in LABELS:
+            raise ValueError(f"{path}:{number}: label {record['label']!r} is not one of {LABELS}")
+        pairs.append(Pair(**{k: record[k] for k in Pair.__slots__}))
+    return pairs
+
+
+def judged(pairs: list[Pair], answerer: Answerer, grid: list[Thresholds]) -> list[list[Verdict]]:
+    """The check's verdicts for every pair, as rag.generate would reach them, under each
+    set of thresholds in `grid` (the embedding work is done once)."""
+    vectors = answerer.reader.embedder.embed([p.sentence for p in pairs], truncation_ok=True)
+    evidence = [runs(pair, answerer) for pair in pairs]
+    return [
+        [
+            judge(pair.sentence, vector, found, thresholds).verdict
+            for pair, vector, found in zip(pairs, vectors, evidence, strict=True)
+        ]
+        for thresholds in grid
+    ]
+
+
+def runs(pair: Pair, answerer: Answerer) -> list[Evidence]:
+    article = answerer.reader.articles[pair.article_id]
+    spans = [
+        (s, e)
+        for s, e in answerer.reader.sentences(article.id)
+        if s >= pair.start and e <= pair.end
+    ]
+    keys = [(article.id, s, e) for s, e in spans] + [
+        (article.id, a[0], b[1]) for a, b in pairwise(spans)
+    ]
+    vectors = answerer.span_vectors(keys)
+    return [
+        Evidence(a, s, e, article.text[s:e], v) for (a, s, e), v in zip(keys, vectors, strict=True)
+    ]
+
+
+def scores(pairs: list[Pair], predicted: list[Verdict]) -> dict[str, Any]:
+    """Accuracy, the confusion matrix, and the two numbers that matter most:
+    how often "supported" is right (a wrong one would be shown as a good citation),
+    and how many unsupported sentences are caught."""
+    truth = [p.label for p in pairs]
+    confusion = Counter(zip(truth, predicted, strict=True))
+
+    def ratio(hit: int, total: int) -> float | None:
+        return round(hit / total, 3) if total else None
+
+    said_supported = [t for t, v in zip(truth, predicted, strict=True) if v == "supported"]
+    flagged = [t for t, v in zip(truth, predicted, strict=True) if v == "unsupported"]
+    return {
+        "pairs": len(pairs),
+        "accuracy": ratio(sum(t == v for t, v in zip(truth, predicted, strict=True)), len(pairs)),
+        "supported_precision": ratio(said_supported.count("supported"), len(said_supported)),
+        "supported_recall": ratio(said_supported.count("supported"), truth.count("supported")),
+        "unsupported_shown_as_supported": said_supported.count("unsupported"),
+        "unsupported_precision": ratio(flagged.count("unsupported"), len(flagged)),
+        "unsupported_recall": ratio(flagged.count("unsupported"), truth.count("unsupported")),
+        "confusion": {t: {v: confusion[(t, v)] for v in LABELS} for t in LABELS},
+        "missed_by_kind": dict(
+            Counter(p.kind for p, v in zip(pairs, predicted, strict=True) if v != p.label)
+        ),
+    }
+
+
+def calibrate(pairs: list[Pair], answerer: Answerer) -> list[dict[str, Any]]:
+    """Every grid point's scores, best first: accuracy, then fewest unsupported
+    sentences shown as supported."""
+    weights = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    cuts = [round(0.3 + 0.025 * n, 3) for n in range(21)]  # 0.3 .. 0.8
+    grid = [
+        Thresholds(w, high, low)
+        for w, high, low in itertools.product(weights, cuts, cuts)
+        if low < high
+    ]
+    results = [
+        {"thresholds": asdict(t)} | scores(pairs, verdicts)
+        for t, verdicts in zip(grid, judged(pairs, answerer, grid), strict=True)
+    ]
+    return sorted(results, key=lambda r: (-r["accuracy"], r["unsupported_shown_as_supported"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pairs", nargs="?", type=Path, default=PAIRS)
+    parser.add_argument("--index-dir", type=Path, default=Path(".newsdesk/demo-index"))
+    parser.add_argument("--calibrate", action="store_true", help="Search the thresholds.")
+    args = parser.parse_args()
+    answerer = Answerer.open(Settings(index_dir=args.index_dir))
+    pairs = load_pairs(args.pairs)
+    if args.calibrate:
+        print(json.dumps(calibrate(pairs, answerer)[:5], indent=2))
+        return
+    (verdicts,) = judged(pairs, answerer, [Thresholds()])
+    print(json.dumps(scores(pairs, verdicts), indent=2))
+
+
+if __name__ == "__main__":
+    main()
