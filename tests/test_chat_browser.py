@@ -25,6 +25,7 @@ from index.demo import DEMO_QUESTION
 from newsdesk.settings import Settings
 from rag.answer import Answerer
 from tests.conftest import ROOT, write_jsonl
+from tests.llm_server import Plan, ScriptedLLM
 
 CHROMIUM = Path("/usr/bin/chromium")
 NEWSDESK = [sys.executable, "-m", "newsdesk"]
@@ -81,12 +82,12 @@ def free_port() -> int:
         return port
 
 
-def start_chat(index_dir: Path, log: Path) -> Server:
+def start_chat(index_dir: Path, log: Path, *flags: str) -> Server:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*NEWSDESK, "chat", "--index-dir", str(index_dir), "--port", str(port)],
+            [*NEWSDESK, "chat", "--index-dir", str(index_dir), "--port", str(port), *flags],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -290,3 +291,52 @@ def article_count(status_text: str) -> int:
         if key.strip() == "articles":
             return int(value.strip())
     raise AssertionError(f"no articles row in {status_text!r}")
+
+
+def test_a_generated_answer_is_checked_before_it_is_shown(
+    demo_index: Path, browser: Browser, embedder: Any, tmp_path: Path
+) -> None:
+    from index.reader import IndexReader
+    from rag.generate import LlmAnswerer
+    from rag.llm import make_llm
+
+    index_dir = tmp_path / "ix"
+    shutil.copytree(demo_index, index_dir)
+    with ScriptedLLM() as llm:
+        flags = ("--llm-base-url", llm.base_url, "--llm-model", "scripted")
+        settings = Settings(
+            index_dir=index_dir,
+            answer={"answerer": "llm"},
+            llm={"base_url": llm.base_url, "model": "scripted", "max_retries": 0},
+        )
+        engine = LlmAnswerer(IndexReader(settings, embedder), settings, make_llm(settings.llm))
+        passages = engine.retriever.retrieve(DEMO_QUESTION)
+        key = next(n for n, p in enumerate(passages, 1) if "Rutte" in p.text)
+        reply = (
+            "NATO Secretary General Mark Rutte warned in Brussels that the next major Russian "
+            f"offensive against Ukraine would prove fatal for Moscow itself [{key}]. "
+            f"He said the summit would be held in Paris in 1999 [{key}]."
+        )
+        llm.plan(Plan(text=reply, chunks=12), when="Secretary General")
+        expected = engine.ask(DEMO_QUESTION)  # the same reply, checked in-process
+        server = start_chat(index_dir, tmp_path / "chat.log", *flags)
+        try:
+            page = browser.page
+            page.goto(server.url)
+            page.wait_for_selector("#nd-question textarea")
+            ask(page, DEMO_QUESTION)
+            answer = page.locator("#nd-chat .nd-answer").first
+            assert "Mark Rutte" in answer.inner_text()
+            assert answer.locator(".nd-generated").count() == 1
+            assert answer.locator(".nd-verdict.nd-unsupported").count() == 1
+            assert answer.locator("a.nd-cite").count() == 1  # the unsupported one cites nothing
+            answer.locator("a.nd-cite").first.click()
+            card = page.locator("#nd-src-0-1")
+            assert card.locator("mark.nd-span").inner_text() == expected.citations[0].text
+            page.screenshot(path=str(ARTIFACTS / "chat-llm.png"))
+        finally:
+            stop(server)
+    assert browser.external == []
+    # The chat asked the model once; the prompt carried the keyed passages.
+    chat_requests = [r for r in llm.requests if "Secretary General" in r["messages"][-1]["content"]]
+    assert len(chat_requests) == 2 and chat_requests[1]["stream"] is True

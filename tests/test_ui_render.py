@@ -766,3 +766,57 @@ def test_status_lists_facts_escaped_with_lists_on_lines() -> None:
 def test_status_of_an_empty_list_is_an_empty_cell() -> None:
     tree = Tree(status_html({"sources": []}, "ix"))
     assert tree.one("td").text == ""
+
+
+# --- generated answers ---------------------------------------------------------------------
+
+
+def generated(notes: Sequence[str] = ()) -> Answer:
+    art = article()
+    answer = make_answer(citations=[cite(1, art, "The harbour bridge will close")])
+    return answer.model_copy(
+        update={
+            "answerer": "llm",
+            "notes": list(notes),
+            "sentences": [
+                AnswerSentence(text="The bridge closes.", cites=[1], verdict="supported"),
+                AnswerSentence(text="For <b>six</b> weeks.", cites=[1], verdict="partial"),
+                AnswerSentence(text="It cost $5m [2].", cites=[], verdict="unsupported"),
+            ],
+        }
+    )
+
+
+def test_generated_sentences_carry_their_verdicts() -> None:
+    tree = Tree(answer_html(generated(), turn=0))
+    assert [e.text for e in tree.find("span", "nd-verdict")] == [
+        "partly supported",
+        "not supported",
+    ]
+    assert tree.one("span", "nd-unsupported").attrs["title"].startswith("No passage")
+    assert len(tree.find("a", "nd-cite")) == 2  # the unsupported sentence links nothing
+    assert "[2]" in tree.text and tree.one("span", "nd-generated")
+
+
+def test_notes_are_shown_and_escaped() -> None:
+    markup = answer_html(generated(["removed keys [9] <script>x</script>"]), turn=0)
+    assert_inert(markup)
+    assert "<script>x</script>" in Tree(markup).one("span", "nd-note").text
+
+
+def test_extractive_answers_have_no_verdict_or_model_label() -> None:
+    art = article()
+    answer = make_answer(
+        sentences=[("The harbour bridge will close", [1])],
+        citations=[cite(1, art, "The harbour bridge will close")],
+    )
+    tree = Tree(answer_html(answer, turn=0))
+    assert not tree.find("span", "nd-verdict") and not tree.find("span", "nd-generated")
+
+
+def test_streaming_text_is_escaped() -> None:
+    from ui.render import streaming_html
+
+    markup = streaming_html("Partial <img src=x onerror=alert(1)> [1")
+    assert_inert(markup)
+    assert "<img src=x" in Tree(markup).text

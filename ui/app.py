@@ -20,15 +20,24 @@ from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
+from rag.llm import LlmNotConfigured
 from rag.retrieve import Filters
 from rag.types import Answer
-from ui.render import answer_html, escape, pending_html, sources_html, status_html
+from ui.render import (
+    answer_html,
+    escape,
+    pending_html,
+    sources_html,
+    status_html,
+    streaming_html,
+)
 from ui.service import Busy, ChatService, NoIndex
 from ui.uploads import SUFFIXES, Upload, UploadRejected
 
 # What a user can fix, shown on the page rather than as a server error.
 _SHOWN = (
     NoIndex,
+    LlmNotConfigured,
     Busy,
     NothingToIndex,
     UploadRejected,
@@ -132,12 +141,22 @@ def build_page(service: ChatService) -> Page:
                 raise gr.Error(str(exc)) from exc
             messages = [*messages, _user(text), _bot(pending_html("Searching the collection…"))]
             yield messages, "", shown, turns
+            history = [t.standalone_question for t in turns]
+            answer: Answer | None = None
+            written = ""
             try:
-                answer = service.ask(text, [t.standalone_question for t in turns], filters)
+                for part in service.stream(text, history, filters):
+                    if isinstance(part, Answer):
+                        answer = part
+                        break
+                    written += part  # a model writing: show it, marked as not yet checked
+                    messages[-1] = _bot(streaming_html(written))
+                    yield messages, "", shown, turns
             except _SHOWN as exc:
                 messages[-1] = _bot(f'<div class="nd-error">{escape(str(exc))}</div>')
                 yield messages, "", shown, turns
                 return
+            assert answer is not None
             turn = len(turns)
             note = _note(answer, filters)
             for shown_sentences in range(1, len(answer.sentences)):  # progressively

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +12,8 @@ from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
-from newsdesk.clikit import index_dir_option, reported, settings_from
+from newsdesk.clikit import answerer_options, index_dir_option, reported, settings_from
+from rag.llm import LlmNotConfigured
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -19,10 +21,11 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1: this machine only).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 7860).")
+@answerer_options
 @index_dir_option
-def chat(host: str | None, port: int | None, index_dir: Path | None) -> None:
+def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer: Any) -> None:
     """Open the web chat over the index: cited answers, sources, uploads, rebuilds."""
-    settings = settings_from(index_dir)
+    settings = settings_from(index_dir, **answerer)
     changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update={"chat": settings.chat.model_copy(update=changes)})
     # Gradio reads these when imported: no telemetry, and uploads stay in the data dir.
@@ -33,7 +36,8 @@ def chat(host: str | None, port: int | None, index_dir: Path | None) -> None:
     from ui.service import ChatService
 
     service = ChatService(settings)
-    with reported(UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError):
+    failures = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError)
+    with reported(*failures, LlmNotConfigured):
         click.echo(f"opening the index in {settings.index_dir} …", err=True)
         if service.answerer() is None:
             click.echo(f"note: {service.no_index_message()}", err=True)

@@ -55,6 +55,16 @@ def source_anchor(turn: int, n: int) -> str:
     return f"nd-src-{turn}-{n}"
 
 
+# A generated sentence's verdict (rag.support), as a badge and its tooltip.
+VERDICT_BADGES = {
+    "partial": ("partly supported", "The cited passage supports only part of this sentence."),
+    "unsupported": (
+        "not supported",
+        "No passage the model cited says this; it has no citation.",
+    ),
+}
+
+
 def answer_html(answer: Answer, turn: int, note: str = "") -> str:
     """An answer as a chat message: quoted sentences, each `[n]` a link to its source.
 
@@ -83,8 +93,30 @@ def answer_html(answer: Answer, turn: int, note: str = "") -> str:
             f'title="{escape(titles.get(n, ""))}">[{n}]</a>'
             for n in sentence.cites
         )
-        parts.append(f"{escape(sentence.text)}{marks}")
-    return f'<div class="nd-answer">{" ".join(parts)}{meta}</div>'
+        badge = VERDICT_BADGES.get(sentence.verdict or "")
+        flag = (
+            f' <span class="nd-verdict nd-{sentence.verdict}" title="{escape(badge[1])}">'
+            f"{escape(badge[0])}</span>"
+            if badge
+            else ""
+        )
+        parts.append(f"{escape(sentence.text)}{marks}{flag}")
+    notes = "".join(f'<span class="nd-meta nd-note">{escape(n)}</span>' for n in answer.notes)
+    made = (
+        '<span class="nd-meta nd-generated">Written by a language model; each sentence was '
+        "checked against the passages it cites.</span>"
+        if answer.answerer == "llm"
+        else ""
+    )
+    return f'<div class="nd-answer">{" ".join(parts)}{made}{notes}{meta}</div>'
+
+
+def streaming_html(text: str) -> str:
+    """A generated answer while it is being written: plain text, markers not yet checked."""
+    return (
+        f'<div class="nd-streaming">{escape(text)}'
+        '<span class="nd-meta">Writing… citations are checked when it is done.</span></div>'
+    )
 
 
 def pending_html(text: str) -> str:

@@ -22,6 +22,8 @@ from index.status import index_status
 from index.store import StoreUnavailable
 from newsdesk.settings import Settings
 from rag.answer import Answerer
+from rag.generate import AnswersQuestions, LlmAnswerer
+from rag.llm import make_llm
 from rag.retrieve import Filters
 from rag.types import Answer
 from ui.uploads import Upload, store_uploads
@@ -37,12 +39,22 @@ class Busy(RuntimeError):
     """Another update or rebuild is running."""
 
 
+def _stream(
+    answerer: AnswersQuestions, question: str, history: Sequence[str], filters: Filters | None
+) -> Iterator[str | Answer]:
+    if isinstance(answerer, LlmAnswerer):
+        yield from answerer.stream(question, history=history, filters=filters)
+    else:
+        yield answerer.ask(question, history=history, filters=filters)
+
+
 class ChatService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.embedding)
         self._writer_embedder = embedder  # shared only when the caller passed one (tests)
-        self._answerer: Answerer | None = None
+        self._answerer: AnswersQuestions | None = None
+        self._llm: Any = None  # made once, on the first question, when answer.answerer is llm
         self._swap = threading.Lock()
         self._writing = threading.Lock()
 
@@ -54,7 +66,7 @@ class ChatService:
     def uploads_dir(self) -> Path:
         return self.index_dir / UPLOADS
 
-    def answerer(self) -> Answerer | None:
+    def answerer(self) -> AnswersQuestions | None:
         """The answerer over the live index state, reopened once a write switched it."""
         with self._swap:
             current = self._answerer
@@ -63,28 +75,47 @@ class ChatService:
             if read_manifest(self.index_dir) is None:
                 self._answerer = None
                 return None
-            self._answerer = Answerer(IndexReader(self.settings, self.embedder), self.settings)
+            reader = IndexReader(self.settings, self.embedder)
+            if self.settings.answer.answerer == "llm":
+                if self._llm is None:
+                    self._llm = make_llm(self.settings.llm)
+                self._answerer = LlmAnswerer(reader, self.settings, self._llm)
+            else:
+                self._answerer = Answerer(reader, self.settings)
             return self._answerer
 
     def warm_up(self) -> None:
         """Load the model and touch every part of the index once, so that the first
-        question a user asks is not the one that pays for it (about 7 s cold)."""
+        question a user asks is not the one that pays for it (about 7 s cold). The
+        language model, if any, is not asked: that would cost a generation."""
         answerer = self.answerer()
-        if answerer is not None:
+        if isinstance(answerer, LlmAnswerer):
+            answerer.quoter.ask("warm up")
+        elif answerer is not None:
             answerer.ask("warm up")
 
     def ask(self, question: str, history: Sequence[str], filters: Filters | None) -> Answer:
+        for part in self.stream(question, history, filters):
+            if isinstance(part, Answer):
+                return part
+        raise AssertionError("stream() always ends with an Answer")
+
+    def stream(
+        self, question: str, history: Sequence[str], filters: Filters | None
+    ) -> Iterator[str | Answer]:
+        """A generated answer's text as it comes, then the checked Answer; an extractive
+        answerer yields the Answer alone."""
         answerer = self.answerer()
         if answerer is None:
             raise NoIndex(self.no_index_message())
         try:
-            return answerer.ask(question, history=history, filters=filters)
+            yield from _stream(answerer, question, history, filters)
         except StoreUnavailable:
             # A write switched states and dropped the collection mid-question: once more.
             fresh = self.answerer()
             if fresh is None or fresh is answerer:
                 raise
-            return fresh.ask(question, history=history, filters=filters)
+            yield from _stream(fresh, question, history, filters)
 
     def no_index_message(self) -> str:
         return (
