@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -330,7 +331,10 @@ class ScriptedLLM:
     Usable as a context manager or from a pytest fixture (`with ScriptedLLM() as llm: yield llm`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, responder: Callable[[str], Plan] | None = None) -> None:
+        """`responder`, given the last user message, makes a reply when no queued plan
+        applies: a scripted policy for runs of many questions (bench, eval)."""
+        self.responder = responder
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._default: deque[Plan] = deque()
@@ -413,7 +417,9 @@ class ScriptedLLM:
             for needle, queue in self._routed.items():
                 if queue and needle in question:
                     return queue.popleft() if len(queue) > 1 else queue[0]
-            return self._default.popleft() if self._default else Plan(text="")
+            if self._default:
+                return self._default.popleft()
+        return self.responder(question) if self.responder is not None else Plan(text="")
 
     def _record(self, body: dict[str, Any]) -> None:
         with self._lock:

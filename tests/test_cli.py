@@ -133,7 +133,7 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path):
     assert proc.stderr is not None
     deadline = time.monotonic() + 240
     for line in proc.stderr:  # wait until it has written part of the new collection
-        if line.startswith("embedded ") or time.monotonic() > deadline:
+        if line.startswith("indexed ") or time.monotonic() > deadline:
             break
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
