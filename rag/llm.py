@@ -61,7 +61,7 @@ def _llama_cpp(cfg: LlmSettings) -> LLM:
     if not cfg.gguf.is_file():
         raise LlmNotConfigured(f"{cfg.gguf}: no such GGUF file")
     try:
-        from llama_index.llms.llama_cpp import LlamaCPP  # type: ignore[import-not-found]
+        from llama_index.llms.llama_cpp import LlamaCPP
     except ImportError as exc:
         raise LlmNotConfigured(
             f"the llama-cpp backend needs an optional extra ({exc}): "

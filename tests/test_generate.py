@@ -312,3 +312,20 @@ def test_flat_env_names_configure_the_endpoint(
         settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == "sk-secret"
     )
     assert "sk-secret" not in settings.model_dump_json() and "sk-secret" not in repr(settings)
+
+
+def test_the_llama_index_query_engine_serves_checked_answers(
+    demo_index: Path, server: ScriptedLLM, embedder: Embedder
+) -> None:
+    from rag.llama import CitedQueryEngine
+
+    engine = answerer(demo_index, server, embedder)
+    key = keys(engine, QUESTION)[SEED]
+    server.plan(Plan(text=f"{PARAPHRASE} [{key}]."))
+    response = CitedQueryEngine(engine).query(QUESTION)
+    (node,) = response.source_nodes
+    article = engine.reader.articles[SEED]
+    start, end = node.node.start_char_idx, node.node.end_char_idx
+    assert start is not None and end is not None
+    assert article.text[start:end] == node.node.get_content()
+    assert response.metadata is not None and response.metadata["answer"]["answerer"] == "llm"
