@@ -196,7 +196,9 @@ class Answerer:
             key = (cand.article.id, cand.start, cand.end)
             if key not in numbers:
                 numbers[key] = len(numbers) + 1
-                citations.append(_citation(numbers[key], cand))
+                citations.append(
+                    Citation.of(numbers[key], cand.article, cand.start, cand.end, cand.score)
+                )
             sentences.append(AnswerSentence(text=cand.text, cites=[numbers[key]]))
         parts = [f"{s.text} [{s.cites[0]}]" for s in sentences]
         return Answer(
@@ -223,23 +225,6 @@ def _context_start(spans: Sequence[tuple[int, int]], i: int) -> int:
     """Start of the sentence before sentence i (news paragraphs are often one sentence
     long, so the paragraph break is no boundary here), or of sentence i itself."""
     return spans[i - 1][0] if i > 0 else spans[i][0]
-
-
-def _citation(n: int, cand: Candidate) -> Citation:
-    article = cand.article
-    return Citation(
-        n=n,
-        article_id=article.id,
-        title=article.title,
-        url=article.url,
-        date=article.date,
-        source=article.source,
-        author=article.author,
-        start=cand.start,
-        end=cand.end,
-        text=cand.text,
-        score=round(cand.score, 4),
-    )
 
 
 def _retrieved(p: Passage) -> Retrieved:

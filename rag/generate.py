@@ -211,19 +211,7 @@ class LlmAnswerer:
             numbers[key] = len(numbers) + 1
             article = self.reader.articles[evidence.article_id]
             citations.append(
-                Citation(
-                    n=numbers[key],
-                    article_id=article.id,
-                    title=article.title,
-                    url=article.url,
-                    date=article.date,
-                    source=article.source,
-                    author=article.author,
-                    start=evidence.start,
-                    end=evidence.end,
-                    text=evidence.text,
-                    score=judgement.score,
-                )
+                Citation.of(numbers[key], article, evidence.start, evidence.end, judgement.score)
             )
         return numbers[key]
 

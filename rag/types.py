@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from index.types import Article
+
 CANNOT_ANSWER = "I cannot answer that from this collection."
 
 
@@ -29,6 +31,23 @@ class Citation(BaseModel):
     end: int
     text: str
     score: float
+
+    @classmethod
+    def of(cls, n: int, article: Article, start: int, end: int, score: float) -> Citation:
+        """Citation n of article.text[start:end], with the article's byline."""
+        return cls(
+            n=n,
+            article_id=article.id,
+            title=article.title,
+            url=article.url,
+            date=article.date,
+            source=article.source,
+            author=article.author,
+            start=start,
+            end=end,
+            text=article.text[start:end],
+            score=round(score, 4),
+        )
 
 
 class AnswerSentence(BaseModel):
