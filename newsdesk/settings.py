@@ -43,6 +43,13 @@ def default_index_dir() -> Path:
     return Path(platformdirs.user_data_dir("newsdesk")) / "index"
 
 
+def http_url(name: str, url: str | None) -> str | None:
+    """Endpoints are reached over HTTP(S) only: anything else is a typo or a surprise."""
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must start with http:// or https://, got {url!r}")
+    return url
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -95,9 +102,7 @@ class ChromaSettings(Section):
     @field_validator("url")
     @classmethod
     def _http_only(cls, url: str | None) -> str | None:
-        if url and not url.startswith(("http://", "https://")):
-            raise ValueError(f"chroma url must start with http:// or https://, got {url!r}")
-        return url
+        return http_url("chroma.url", url)
 
 
 class RetrievalSettings(Section):
@@ -184,9 +189,7 @@ class LlmSettings(Section):
     @field_validator("base_url")
     @classmethod
     def _http_only(cls, url: str | None) -> str | None:
-        if url and not url.startswith(("http://", "https://")):
-            raise ValueError(f"llm.base_url must start with http:// or https://, got {url!r}")
-        return url
+        return http_url("llm.base_url", url)
 
 
 class ChatSettings(Section):

@@ -104,3 +104,10 @@ def top_articles(settings: Settings, embedder: Embedder, query: str, k: int = 1)
 
     reader = IndexReader(settings, embedder)
     return [p.article.id for p in Retriever(reader, settings.retrieval).retrieve(query, k=k)]
+
+
+def assert_exact_citations(answer: Any, articles: dict[str, Any]) -> None:
+    """The citation contract: every citation is an exact span of its article."""
+    for citation in answer.citations:
+        article = articles[citation.article_id]
+        assert article.text[citation.start : citation.end] == citation.text, citation

@@ -20,7 +20,7 @@ from rag.generate import LlmAnswerer
 from rag.llm import LlmNotConfigured, make_llm
 from rag.prompt import defuse, read_reply
 from rag.types import CANNOT_ANSWER, Answer
-from tests.conftest import NEWS, make_settings, write_jsonl
+from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
 from tests.llm_server import Plan, ScriptedLLM
 
 SEED = "000_15af5051488cbce4"
@@ -56,9 +56,7 @@ def keys(engine: LlmAnswerer, question: str) -> dict[str, int]:
 
 
 def assert_exact(answer: Answer, engine: LlmAnswerer) -> None:
-    for citation in answer.citations:
-        article = engine.reader.articles[citation.article_id]
-        assert article.text[citation.start : citation.end] == citation.text
+    assert_exact_citations(answer, engine.reader.articles)
 
 
 def test_a_supported_paraphrase_cites_the_exact_sentences(
@@ -329,3 +327,8 @@ def test_the_llama_index_query_engine_serves_checked_answers(
     assert start is not None and end is not None
     assert article.text[start:end] == node.node.get_content()
     assert response.metadata is not None and response.metadata["answer"]["answerer"] == "llm"
+
+
+def test_an_llm_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"llm.base_url must start with http"):
+        Settings(index_dir=tmp_path, llm={"base_url": "file:///etc/passwd"})

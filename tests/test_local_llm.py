@@ -23,7 +23,7 @@ from index.reader import IndexReader
 from rag.generate import LlmAnswerer
 from rag.llm import make_llm
 from rag.types import Answer
-from tests.conftest import make_settings
+from tests.conftest import assert_exact_citations, make_settings
 
 QUESTION = "What did the Secretary General warn about?"
 
@@ -87,9 +87,7 @@ def assert_checked(answer: Answer, engine: LlmAnswerer) -> None:
     if answer.answerer == "llm" and not answer.abstained:
         assert all(s.verdict is not None for s in answer.sentences)
         assert all(not s.cites for s in answer.sentences if s.verdict == "unsupported")
-    for citation in answer.citations:
-        article = engine.reader.articles[citation.article_id]
-        assert article.text[citation.start : citation.end] == citation.text
+    assert_exact_citations(answer, engine.reader.articles)
 
 
 def test_smollm2_behind_llama_cpp_server(
