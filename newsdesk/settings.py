@@ -178,6 +178,14 @@ class LlmSettings(Section):
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=400, ge=16, le=8192, description="Longest answer, in tokens.")
     context_window: int = Field(default=4096, ge=512)
+    nli_model: str | None = Field(
+        default=None,
+        description=(
+            "A sentence-transformers CrossEncoder trained for NLI (a directory, or a name "
+            "already on this machine): judges support instead of the overlap score, which "
+            "catches reversed meanings. Unset: the offline overlap check (docs/support-check.md)."
+        ),
+    )
     unsupported: Literal["mark", "remove"] = Field(
         default="mark",
         description=(

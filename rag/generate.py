@@ -23,7 +23,7 @@ from rag.followup import standalone_question
 from rag.llm import LlmUnavailable, make_llm, stream_reply
 from rag.prompt import is_refusal, messages, read_reply
 from rag.retrieve import Filters, Passage
-from rag.support import RANK, Evidence, Judgement, Verdict, judge
+from rag.support import RANK, Evidence, Judgement, NliModel, Verdict, judge
 from rag.types import Answer, AnswerSentence, Citation
 
 if TYPE_CHECKING:  # llama-index costs seconds to import: only when an LLM is made
@@ -70,6 +70,8 @@ class LlmAnswerer:
         self.retriever = self.quoter.retriever
         self.settings_hash = self.quoter.settings_hash
         self._llm = llm
+        nli = settings.llm.nli_model
+        self.nli = NliModel(nli) if nli else None
 
     @property
     def llm(self) -> LLM:
@@ -151,7 +153,8 @@ class LlmAnswerer:
         notes: list[str] = []
         for claim, vector in zip(claims, vectors, strict=True):
             judgements = [
-                judge(claim.text, vector, self._runs(passages[key - 1])) for key in claim.keys
+                judge(claim.text, vector, self._runs(passages[key - 1]), nli=self.nli)
+                for key in claim.keys
             ]
             verdict: Verdict = max(
                 (j.verdict for j in judgements), key=RANK.__getitem__, default="unsupported"

@@ -13,6 +13,10 @@ sentence is compared with every run of one or two sentences of the passage it ci
 What it does not catch: a reversed meaning with the same words ("rose"/"fell" can pass
 on overlap alone) and claims assembled from two passages. The thresholds are calibrated
 on tests/data/support_pairs.jsonl (see docs/support-check.md).
+
+A user who has a sentence-transformers CrossEncoder trained for NLI (entailment /
+contradiction / neutral) can name it in `llm.nli_model`: it then replaces the overlap
+score, which is what catches reversed meanings; the fact check still applies.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from index.lexical import STOPWORDS, tokenize
+from rag.llm import LlmNotConfigured
 
 Verdict = Literal["supported", "partial", "unsupported"]
 RANK: dict[Verdict, int] = {"unsupported": 0, "partial": 1, "supported": 2}
@@ -67,18 +72,55 @@ class Judgement:
     missing: tuple[str, ...]  # facts of the claim the evidence lacks
 
 
+class NliModel:
+    """A CrossEncoder trained for NLI, loaded from this machine only (never downloaded)."""
+
+    def __init__(self, name: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        try:
+            self.model = CrossEncoder(name, device="cpu", local_files_only=True)
+        except OSError as exc:
+            raise LlmNotConfigured(
+                f"llm.nli_model {name!r} is not on this machine and newsdesk never downloads "
+                "models: give a directory holding a sentence-transformers CrossEncoder"
+            ) from exc
+        labels = {int(i): str(label).casefold() for i, label in self.model.config.id2label.items()}
+        entail = [i for i, label in labels.items() if label.startswith("entail")]
+        contradict = [i for i, label in labels.items() if label.startswith("contradict")]
+        if len(entail) != 1 or len(contradict) != 1:
+            raise LlmNotConfigured(
+                f"llm.nli_model {name!r} is not an NLI model: its labels are "
+                f"{sorted(labels.values())}, not entailment / contradiction / neutral"
+            )
+        self.entail, self.contradict = entail[0], contradict[0]
+
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> npt.NDArray[np.float32]:
+        """(entailment, contradiction) probabilities per (premise, hypothesis) pair."""
+        logits = np.asarray(self.model.predict(list(pairs), convert_to_numpy=True), np.float32)
+        logits = logits.reshape(len(pairs), -1)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        chosen: npt.NDArray[np.float32] = probs[:, [self.entail, self.contradict]]
+        return chosen
+
+
 def judge(
     claim: str,
     claim_vector: npt.NDArray[np.float32],
     runs: Sequence[Evidence],
     thresholds: Thresholds = Thresholds(),
+    nli: NliModel | None = None,
 ) -> Judgement:
     """The verdict for `claim` against the best of `runs` (runs of one cited passage)."""
     best: Judgement | None = None
     claim_facts = facts(claim)
     claim_terms = set(tokenize(claim))
-    for run in runs:
+    entailment = nli.probabilities([(run.text, claim) for run in runs]) if nli and runs else None
+    for number, run in enumerate(runs):
         judgement = _judge_run(claim_facts, claim_terms, claim_vector, run, thresholds)
+        if entailment is not None:
+            judgement = _by_nli(judgement, *entailment[number])
         if best is None or (RANK[judgement.verdict], judgement.score) > (
             RANK[best.verdict],
             best.score,
@@ -115,6 +157,21 @@ def _judge_run(
     else:
         verdict = "supported"
     return Judgement(verdict, run, round(score, 4), tuple(missing))
+
+
+def _by_nli(judgement: Judgement, entail: float, contradict: float) -> Judgement:
+    """The NLI model decides, except that contradicted facts stay unsupported and
+    missing ones stay at most partial."""
+    verdict: Verdict = (
+        "supported" if entail >= 0.5 else "unsupported" if contradict >= 0.5 else "partial"
+    )
+    if judgement.missing:
+        verdict = (
+            "unsupported"
+            if judgement.verdict == "unsupported"
+            else min(verdict, "partial", key=RANK.__getitem__)
+        )
+    return Judgement(verdict, judgement.evidence, round(float(entail), 4), judgement.missing)
 
 
 def facts(text: str) -> dict[str, set[str]]:

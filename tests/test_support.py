@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eval.support_check import LABELS, judged, load_pairs, scores
 from index.embed import Embedder
 from index.reader import IndexReader
 from rag.answer import Answerer
-from rag.support import Thresholds, facts
+from rag.llm import LlmNotConfigured
+from rag.support import Evidence, NliModel, Thresholds, facts, judge
 from tests.conftest import make_settings
 
 
@@ -43,3 +45,63 @@ def test_facts_normalise_numbers_and_find_names() -> None:
     assert found["number"] == {"2", "1200"}
     assert {"monday", "mark", "rutte", "brussels"} <= found["name"]
     assert "on" not in found["name"]  # a capital only because it starts the sentence
+
+
+# --- a configured NLI model ----------------------------------------------------------------
+
+
+def nli_model(directory: Path, verdict: str, labels: tuple[str, ...]) -> Path:
+    """A real CrossEncoder directory whose classifier always says `verdict`: a tiny BERT
+    with the bundled model's tokenizer, its head's bias set. It stands in for the NLI
+    model a user would configure (none ships, and nothing may be downloaded)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from index.embed import model_location
+
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, num_labels=len(labels),
+        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+    )  # fmt: skip
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(
+            torch.tensor([8.0 if name == verdict else 0.0 for name in labels])
+        )
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(model_location("all-MiniLM-L6-v2")).save_pretrained(directory)
+    return directory
+
+
+NLI_LABELS = ("contradiction", "entailment", "neutral")
+
+
+def evidence(text: str) -> list[Evidence]:
+    return [Evidence("a", 0, len(text), text, None)]
+
+
+def test_a_configured_nli_model_decides_support(tmp_path: Path) -> None:
+    passage = "The council approved the budget on Monday."
+    reversed_claim = "The council rejected the budget on Monday."
+    vector = np.zeros(384, dtype=np.float32)
+    # Overlap alone passes the reversed claim: it shares every term and name.
+    assert judge(reversed_claim, vector, evidence(passage)).verdict != "unsupported"
+    contradicts = NliModel(str(nli_model(tmp_path / "c", "contradiction", NLI_LABELS)))
+    assert (
+        judge(reversed_claim, vector, evidence(passage), nli=contradicts).verdict == "unsupported"
+    )
+    entails = NliModel(str(nli_model(tmp_path / "e", "entailment", NLI_LABELS)))
+    assert judge(reversed_claim, vector, evidence(passage), nli=entails).verdict == "supported"
+    # Facts still count: a date the passage does not have keeps it at most partial.
+    claim = "The council approved the budget on Friday."
+    assert judge(claim, vector, evidence(passage), nli=entails).verdict != "supported"
+
+
+def test_a_model_that_is_not_nli_is_refused(tmp_path: Path) -> None:
+    path = nli_model(tmp_path / "s", "positive", ("negative", "positive"))
+    with pytest.raises(LlmNotConfigured, match="not an NLI model"):
+        NliModel(str(path))
+    with pytest.raises(LlmNotConfigured, match="never downloads"):
+        NliModel("some/nli-model-not-here")
