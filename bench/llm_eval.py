@@ -2,6 +2,7 @@
 
     python bench/llm_eval.py --limit 100 --json                 # a scripted model
     python bench/llm_eval.py --limit 100 --base-url URL --model NAME   # a real endpoint
+    python bench/llm_eval.py --k 4 ...   # fewer passages: a shorter prompt for a slow model
 
 Runs `newsdesk eval` (the SQuAD subset) with the extractive answerer, then with
 `--answerer llm`. Without --base-url the model is a scripted policy on a local
@@ -33,6 +34,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--base-url", help="A real OpenAI-compatible endpoint instead.")
     parser.add_argument("--model", default="scripted")
+    parser.add_argument(
+        "--k", type=int, default=10, help="Passages per question (the prompt's size)."
+    )
     parser.add_argument("--index-dir", type=Path, default=ROOT / "bench-out" / "eval-index")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -52,7 +56,7 @@ def main() -> None:
                 answer=answer,
                 llm={"base_url": base_url, "model": args.model, "timeout": 300, "max_retries": 0},
             )
-            report = run_eval(questions, articles, settings, limit=args.limit).report
+            report = run_eval(questions, articles, settings, k=args.k, limit=args.limit).report
             results[name] = {
                 "citation": report["citation"],
                 "abstention": report["abstention"],
