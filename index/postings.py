@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +61,16 @@ class Segment:
     lengths: Floats
     tokenizer: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_term_numbers", {t: n for n, t in enumerate(self.terms)})
+    @cached_property
+    def term_numbers(self) -> dict[str, int]:
+        return {term: number for number, term in enumerate(self.terms)}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def postings(self, term: str) -> tuple[Ints, Floats]:
         """(rows, term frequencies) of `term`; empty when this segment lacks it."""
-        number: int | None = self._term_numbers.get(term)  # type: ignore[attr-defined]
+        number = self.term_numbers.get(term)
         if number is None:
             return _NO_ROWS, _NO_TFS
         lo, hi = int(self.indptr[number]), int(self.indptr[number + 1])
