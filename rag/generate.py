@@ -107,7 +107,7 @@ class LlmAnswerer:
         query = standalone_question(question, history)
         passages = self.retriever.retrieve(query, filters, k)
         if not passages:
-            yield self._fallback(question, history, filters, k, "nothing was retrieved")
+            yield self._fallback(question, history, filters, k, "nothing was retrieved", began)
             return
         prompt = messages(query, passages, self.settings.answer.max_sentences)
         retrieved_at = time.perf_counter()
@@ -118,13 +118,13 @@ class LlmAnswerer:
                 yield delta
         except LlmUnavailable as exc:
             note = f"the language model failed ({exc}); quoting the articles instead"
-            yield self._fallback(question, history, filters, k, note)
+            yield self._fallback(question, history, filters, k, note, began)
             return
         generated_at = time.perf_counter()
         answer = self._checked(question, query, "".join(reply), passages)
         if answer is None:
             note = "no sentence of the model's answer is supported by the passages it cites"
-            yield self._fallback(question, history, filters, k, note)
+            yield self._fallback(question, history, filters, k, note, began)
             return
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
@@ -225,9 +225,12 @@ class LlmAnswerer:
         filters: Filters | None,
         k: int | None,
         note: str,
+        began: float,
     ) -> Answer:
+        """The extractive answer, with the note and the time the model took counted in."""
         answer = self.quoter.ask(question, history, filters, k)
         answer.notes.append(note)
+        answer.timings_ms["total"] = _ms(time.perf_counter() - began)
         return answer
 
 

@@ -173,6 +173,8 @@ def test_a_failing_model_falls_back_to_quoting_with_a_note(
     answer = engine.ask(QUESTION)
     assert answer.answerer == "extractive" and "Mark Rutte" in answer.answer
     assert any(f"the language model {why}" in note for note in answer.notes)
+    if plan.delay:  # the time spent waiting for the model counts in the answer's total
+        assert answer.timings_ms["total"] >= 500
 
 
 def test_stream_yields_the_text_as_it_comes_then_the_checked_answer(
