@@ -15,6 +15,7 @@ from eval.run import append_history, read_history, run_eval
 from index.build import NothingToIndex
 from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
+from index.lock import IndexBusy
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
 from newsdesk.clikit import answerer_options, index_dir_option, reported, settings_from
@@ -23,6 +24,7 @@ from rag.llm import LlmNotConfigured
 FAILURES = (
     QuestionSetError,
     NothingToIndex,
+    IndexBusy,
     UnusableIndex,
     ModelNotAvailable,
     StoreUnavailable,

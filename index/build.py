@@ -30,6 +30,7 @@ from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
 from index.lexical import LEXICAL_DIR, TOKENIZER, Segment, compact, segment_of
 from index.load import load_sources
+from index.lock import write_lock
 from index.manifest import (
     ArticleEntry,
     Manifest,
@@ -119,6 +120,17 @@ class Indexer:
 
     def build(self, sources: Sequence[Path], progress: Progress | None = None) -> IndexReport:
         """Index `sources` from scratch into a new collection, then switch to it."""
+        with write_lock(self.index_dir):
+            return self._build(sources, progress)
+
+    def update(
+        self, sources: Sequence[Path], prune: bool = False, progress: Progress | None = None
+    ) -> IndexReport:
+        """Embed only new or changed articles; with `prune`, drop those no longer in `sources`."""
+        with write_lock(self.index_dir):
+            return self._update(sources, prune, progress)
+
+    def _build(self, sources: Sequence[Path], progress: Progress | None) -> IndexReport:
         began = time.monotonic()
         loaded = load_sources(sources)
         if not loaded.articles:
@@ -174,13 +186,12 @@ class Indexer:
             seconds=time.monotonic() - began,
         )
 
-    def update(
-        self, sources: Sequence[Path], prune: bool = False, progress: Progress | None = None
+    def _update(
+        self, sources: Sequence[Path], prune: bool, progress: Progress | None
     ) -> IndexReport:
-        """Embed only new or changed articles; with `prune`, drop those no longer in `sources`."""
         old = read_manifest(self.index_dir)
         if old is None:
-            return self.build(sources, progress)
+            return self._build(sources, progress)
         began = time.monotonic()
         params = chunk_params(self.settings, self.embedder)
         check_compatible(

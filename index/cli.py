@@ -14,12 +14,20 @@ import click
 from index.build import Indexer, IndexReport, NothingToIndex, Progress
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed import ModelNotAvailable
+from index.lock import IndexBusy
 from index.manifest import UnusableIndex, read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from index.store import StoreUnavailable
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
 
-FAILURES = (NothingToIndex, UnusableIndex, ModelNotAvailable, StoreUnavailable, OSError)
+FAILURES = (
+    NothingToIndex,
+    IndexBusy,
+    UnusableIndex,
+    ModelNotAvailable,
+    StoreUnavailable,
+    OSError,
+)
 
 sources_argument = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 demo_option = click.option(

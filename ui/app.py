@@ -18,6 +18,7 @@ from index.build import IndexReport, NothingToIndex
 from index.demo import DEMO_ATTRIBUTION
 from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
+from index.lock import IndexBusy
 from index.manifest import UnusableIndex
 from index.store import StoreUnavailable
 from rag.llm import LlmNotConfigured
@@ -40,6 +41,7 @@ _SHOWN = (
     LlmNotConfigured,
     Busy,
     NothingToIndex,
+    IndexBusy,
     UploadRejected,
     UnusableIndex,
     ModelNotAvailable,
