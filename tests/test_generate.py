@@ -90,15 +90,21 @@ def test_the_prompt_keys_the_passages_and_states_the_rules(
     assert user["content"].rstrip().endswith(f"Question: {QUESTION}")
 
 
-def test_a_wrong_citation_is_marked_and_never_shown_as_a_source(
-    demo_index: Path, server: ScriptedLLM, embedder: Embedder
-) -> None:
-    engine = answerer(demo_index, server, embedder)
+def plan_one_right_one_wrong(engine: LlmAnswerer, server: ScriptedLLM) -> None:
+    """A reply whose first sentence cites the seed passage rightly and whose second,
+    invented, cites a passage of another article."""
     found = keys(engine, QUESTION)
     wrong = next(k for article, k in found.items() if article != SEED)
     server.plan(
         Plan(text=f"{PARAPHRASE} [{found[SEED]}]. Taxes were cut by half in 2009 [{wrong}].")
     )
+
+
+def test_a_wrong_citation_is_marked_and_never_shown_as_a_source(
+    demo_index: Path, server: ScriptedLLM, embedder: Embedder
+) -> None:
+    engine = answerer(demo_index, server, embedder)
+    plan_one_right_one_wrong(engine, server)
     answer = engine.ask(QUESTION)
     first, second = answer.sentences
     assert first.verdict == "supported" and first.cites == [1]
@@ -111,11 +117,7 @@ def test_unsupported_sentences_can_be_left_out(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
     engine = answerer(demo_index, server, embedder, unsupported="remove")
-    found = keys(engine, QUESTION)
-    wrong = next(k for article, k in found.items() if article != SEED)
-    server.plan(
-        Plan(text=f"{PARAPHRASE} [{found[SEED]}]. Taxes were cut by half in 2009 [{wrong}].")
-    )
+    plan_one_right_one_wrong(engine, server)
     answer = engine.ask(QUESTION)
     assert [s.verdict for s in answer.sentences] == ["supported"]
     assert any("left out" in note for note in answer.notes)

@@ -136,19 +136,7 @@ def article(
 
 def cite(n: int, art: Article, quote: str) -> Citation:
     start = art.text.index(quote)
-    return Citation(
-        n=n,
-        article_id=art.id,
-        title=art.title,
-        url=art.url,
-        date=art.date,
-        source=art.source,
-        author=art.author,
-        start=start,
-        end=start + len(quote),
-        text=quote,
-        score=0.9,
-    )
+    return Citation.of(n, art, start, start + len(quote), 0.9)
 
 
 def passage(art: Article, start: int = 0, end: int | None = None, title: str = "") -> Retrieved:
