@@ -30,9 +30,13 @@ def write_articles(path: Path, articles: Iterable[Article]) -> None:
 def read_articles(path: Path) -> dict[str, Article]:
     try:
         # Split on "\n" only: texts may hold U+2028 and the like, which splitlines() breaks on.
-        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+        lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError as exc:
         raise UnusableIndex(f"{path}: article file named by the manifest is missing") from exc
+    except UnicodeDecodeError as exc:
+        raise UnusableIndex(f"{path}: article file is not UTF-8 ({exc})") from exc
+    if lines.pop():
+        raise UnusableIndex(f"{path}:{len(lines) + 1}: article file is cut short mid-record")
     articles: dict[str, Article] = {}
     for number, line in enumerate(lines, start=1):
         article = _parse(path, number, line)
@@ -49,9 +53,11 @@ class ArticleLines:
         self.path = path
         try:
             # Split on "\n" only: texts may hold U+2028 and the like, which JSON leaves raw.
-            raw = path.read_bytes().split(b"\n")[:-1]
+            raw = path.read_bytes().split(b"\n")
         except FileNotFoundError as exc:
             raise UnusableIndex(f"{path}: article file named by the manifest is missing") from exc
+        if raw.pop():
+            raise UnusableIndex(f"{path}:{len(raw) + 1}: article file is cut short mid-record")
         self.lines: list[tuple[str, bytes]] = []
         for number, line in enumerate(raw, start=1):
             match = _ID_RE.match(line)

@@ -25,15 +25,25 @@ from index.articles import (
     read_articles,
     write_articles,
 )
+from index.check import (
+    CheckReport,
+    Leftovers,
+    check_index,
+    find_leftovers,
+    remove_leftovers,
+    stray_collections,
+    stray_paths,
+)
 from index.chunk import chunk_text, embedding_input, hf_token_spans
 from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
 from index.lexical import LEXICAL_DIR, TOKENIZER, Segment, compact, segment_of
 from index.load import load_sources
-from index.lock import write_lock
+from index.lock import WriteLock, write_lock
 from index.manifest import (
     ArticleEntry,
     Manifest,
+    UnusableIndex,
     check_compatible,
     now_iso,
     read_manifest,
@@ -41,13 +51,13 @@ from index.manifest import (
 )
 from index.reuse import Reuse, plan_reuse
 from index.sentvecs import Pooler, SentenceVectors, read_vectors, sweep_vectors, vector_file
-from index.store import ChunkStore, chroma_client, chunk_ids, drop_collection
+from index.store import ChunkStore, StoreUnavailable, chroma_client, chunk_ids, drop_collection
 from index.types import Article, Chunk, Problem
 from newsdesk import __version__
 from newsdesk.settings import Settings
 
 if TYPE_CHECKING:
-    from chromadb.api import ClientAPI
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +130,111 @@ class Indexer:
 
     def build(self, sources: Sequence[Path], progress: Progress | None = None) -> IndexReport:
         """Index `sources` from scratch into a new collection, then switch to it."""
-        with write_lock(self.index_dir):
-            return self._build(sources, progress)
+        with write_lock(self.index_dir) as lock:
+            self._recover(lock)
+            return self._build(sources, progress, lock)
 
     def update(
         self, sources: Sequence[Path], prune: bool = False, progress: Progress | None = None
     ) -> IndexReport:
         """Embed only new or changed articles; with `prune`, drop those no longer in `sources`."""
-        with write_lock(self.index_dir):
-            return self._update(sources, prune, progress)
+        with write_lock(self.index_dir) as lock:
+            self._recover(lock)
+            return self._update(sources, prune, progress, lock)
 
-    def _build(self, sources: Sequence[Path], progress: Progress | None) -> IndexReport:
+    def repair(self) -> tuple[CheckReport, list[str]]:
+        """Remove leftovers and mend damage from the stored article texts. Returns what
+        the check found before and what was done; raises UnusableIndex when the damage
+        needs the sources (the article texts themselves are unreadable or wrong)."""
+        with write_lock(self.index_dir) as lock:
+            found = check_index(self.settings)
+            done = []
+            if found.leftovers:
+                store = self._live_store(found.manifest)
+                remove_leftovers(self.settings, found.leftovers, store)
+                done += [f"removed {line}" for line in found.leftovers.lines()]
+            if not found.ok:
+                done += self._mend(found, lock)
+            return found, done
+
+    def _recover(self, lock: WriteLock) -> None:
+        """Sweep what the last writer left if it died or failed half-way (its record
+        names the collection it was filling), so a re-run starts clean."""
+        if not lock.unfinished:
+            return
+        log.warning(
+            "the last build or update of %s (pid %s) did not finish: removing what it left",
+            self.index_dir,
+            lock.unfinished[0],
+        )
+        manifest = read_manifest(self.index_dir)
+        live = manifest.collection if manifest is not None else None
+        for line in lock.unfinished[1:]:
+            kind, _, name = line.partition(" ")
+            if kind == "collection" and name != live:
+                drop_collection(chroma_client(self.settings), name)
+        store = self._live_store(manifest)
+        remove_leftovers(self.settings, find_leftovers(self.settings, manifest, store), store)
+
+    def _live_store(self, manifest: Manifest | None) -> ChunkStore | None:
+        """The live collection, if it is in the store these settings point at."""
+        if manifest is None or manifest.chroma_url != self.settings.chroma.url:
+            return None
+        try:
+            return ChunkStore.open(chroma_client(self.settings), manifest.collection)
+        except StoreUnavailable:
+            return None
+
+    def _mend(self, found: CheckReport, lock: WriteLock) -> list[str]:
+        """Embed damaged articles again from the stored texts (into a new collection if
+        the old one is gone or unusable), rebuild the keyword index if it is damaged,
+        and switch the manifest to the mended state."""
+        manifest, articles = found.manifest, found.articles
+        if manifest is None or articles is None:
+            raise UnusableIndex("cannot repair: " + "; ".join(found.damage))
+        check_compatible(manifest, self.settings, self.embedder.model_id)
+        params = ChunkParams(manifest.chunk_tokens, manifest.overlap_tokens, manifest.title_tokens)
+        client = chroma_client(self.settings)
+        collection = manifest.collection
+        if found.collection:
+            collection = f"{self.settings.chroma.collection_prefix}-{_new_state_id()}"
+            lock.record(f"collection {collection}")
+            store = ChunkStore.create(
+                client, collection, self.embedder.model_id, self.embedder.dimension
+            )
+            todo = list(articles.values())
+        else:
+            store = ChunkStore.open(client, collection)
+            todo = [articles[i] for i in sorted(found.reembed)]
+        entries, _ = self._embed_into(store, todo, params, None)
+        live = {**manifest.articles, **entries}
+        segments = manifest.lexical_segments
+        if found.lexical or entries != {i: manifest.articles[i] for i in entries}:
+            segments = self._write_segments([segment_of(articles.values(), live)], {})
+        mended = manifest.model_copy(
+            update={
+                "collection": collection,
+                "articles": live,
+                "lexical_segments": segments,
+                "lexical_dir": None if segments else manifest.lexical_dir,
+                "updated_at": now_iso(),
+            }
+        )
+        write_manifest(self.index_dir, mended)
+        if collection != manifest.collection:
+            drop_collection(client, manifest.collection)
+        self._sweep_lexical(mended)
+        chunks = sum(entry.chunks for entry in entries.values())
+        done = [f"embedded {len(todo)} articles again ({chunks} chunks)"]
+        if segments != manifest.lexical_segments:
+            done.append("rebuilt the keyword index")
+        if collection != manifest.collection:
+            done.append(f"moved the index into a new collection {collection}")
+        return done
+
+    def _build(
+        self, sources: Sequence[Path], progress: Progress | None, lock: WriteLock
+    ) -> IndexReport:
         began = time.monotonic()
         loaded = load_sources(sources)
         if not loaded.articles:
@@ -140,6 +244,7 @@ class Indexer:
         client = chroma_client(self.settings)
         state = _new_state_id()
         name = f"{self.settings.chroma.collection_prefix}-{state}"
+        lock.record(f"collection {name}")
         store = ChunkStore.create(client, name, self.embedder.model_id, self.embedder.dimension)
         try:
             entries, _ = self._embed_into(store, loaded.articles, params, progress)
@@ -170,14 +275,14 @@ class Indexer:
             kept = old.articles.items() if old is not None else []
             sweep_vectors(self.index_dir, ((i, e.hash) for i, e in kept))
             raise
-        if old is not None:
-            if old.chroma_url == self.settings.chroma.url:
-                drop_collection(client, old.collection)
-            self._remove_articles(Path(old.articles_file).stem)
-        if self.settings.chroma.url is None:
-            _drop_leftovers(client, self.settings.chroma.collection_prefix, keep=name)
-        self._sweep_lexical(manifest)
-        sweep_vectors(self.index_dir, ((i, e.hash) for i, e in manifest.articles.items()))
+        if old is not None and old.chroma_url == self.settings.chroma.url:
+            drop_collection(client, old.collection)
+        # The old state's files, and whatever killed writes left (collections too, embedded).
+        leftovers = Leftovers(
+            collections=stray_collections(self.settings, name),
+            paths=stray_paths(self.index_dir, manifest),
+        )
+        remove_leftovers(self.settings, leftovers, None)
         return IndexReport(
             manifest=manifest,
             problems=loaded.problems,
@@ -187,11 +292,11 @@ class Indexer:
         )
 
     def _update(
-        self, sources: Sequence[Path], prune: bool, progress: Progress | None
+        self, sources: Sequence[Path], prune: bool, progress: Progress | None, lock: WriteLock
     ) -> IndexReport:
         old = read_manifest(self.index_dir)
         if old is None:
-            return self._build(sources, progress)
+            return self._build(sources, progress, lock)
         began = time.monotonic()
         params = chunk_params(self.settings, self.embedder)
         check_compatible(
@@ -433,18 +538,6 @@ class Indexer:
 def _new_state_id() -> str:
     """Sorts by time; the random part keeps two builds in the same second apart."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def _drop_leftovers(client: ClientAPI, prefix: str, keep: str) -> None:
-    """Collections of builds that were killed before they could clean up after themselves.
-
-    Only for the embedded store, which belongs to this index directory alone; on a
-    shared server another index may own a collection with the same prefix.
-    """
-    for name in client.list_collections():
-        name = getattr(name, "name", name)
-        if str(name).startswith(f"{prefix}-") and name != keep:
-            drop_collection(client, str(name))
 
 
 def source_names(sources: Sequence[Path]) -> list[str]:

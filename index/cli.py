@@ -1,4 +1,4 @@
-"""`newsdesk index build|update|status`."""
+"""`newsdesk index build|update|status|check`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from index.build import Indexer, IndexReport, NothingToIndex, Progress
+from index.check import CheckReport, check_index
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed import ModelNotAvailable
 from index.lock import IndexBusy
@@ -98,6 +99,62 @@ def status(as_json: bool, index_dir: Path | None) -> None:
     hint = missing_vectors_hint(info["articles"], info["articles_with_sentence_vectors"])
     if hint:
         click.echo(hint, err=True)
+
+
+@index_group.command()
+@click.option("--repair", is_flag=True, help="Remove leftovers and mend damage.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@index_dir_option
+def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
+    """Verify the index: the manifest against Chroma, the keyword index, the sentence
+    vectors and the article texts (ids, hashes, spans, model, dimension).
+
+    Exits 1 when something the index names is damaged. Leftovers of interrupted
+    writes are listed but harmless; --repair removes them and embeds damaged articles
+    again from the stored texts (it waits for no writer: a running one refuses it).
+    """
+    settings = settings_from(index_dir)
+    done: list[str] = []
+    with reported(*FAILURES):
+        if repair:
+            found, done = Indexer(settings).repair()
+            after = check_index(settings) if done else found
+        else:
+            found = after = check_index(settings)
+    if as_json:
+        click.echo(json.dumps(_check_json(found, done, after), indent=2))
+    else:
+        for line in found.lines():
+            click.echo(line)
+        for line in done:
+            click.echo(f"repaired: {line}")
+        click.echo(_check_summary(after, repaired=bool(done)))
+    if not after.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _check_summary(report: CheckReport, repaired: bool) -> str:
+    counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in report.counts.items())
+    where = f"{report.index_dir}" + (f" ({counts})" if counts else "")
+    if not report.ok:
+        return f"{where}: DAMAGED; `newsdesk index check --repair` mends what the texts allow"
+    if report.leftovers:
+        return f"{where}: ok; `newsdesk index check --repair` removes the leftovers"
+    return f"{where}: ok" + (" after repair" if repaired else "")
+
+
+def _check_json(found: CheckReport, done: list[str], after: CheckReport) -> dict[str, Any]:
+    return {
+        "index_dir": str(after.index_dir),
+        "ok": after.ok,
+        "counts": after.counts,
+        "damage": found.damage,
+        "leftovers": found.leftovers.lines(),
+        "notes": found.notes,
+        "repaired": done,
+        "damage_after": after.damage,
+        "leftovers_after": after.leftovers.lines(),
+    }
 
 
 def _paths(sources: tuple[Path, ...], demo: bool) -> list[Path]:
