@@ -1,0 +1,278 @@
+"""Crash safety, for real: `newsdesk index update` and `build` SIGKILLed at points
+spread over the whole run, each followed by `index check`, a question, and the
+`update` that resumes, which must reach the state an uninterrupted run reaches.
+
+Kill points come two ways (see tests/crash_runner.py): at the events the index's
+writing functions report (before and after every Chroma write, sentence-vector
+file, article file, keyword segment, manifest switch and clean-up), spread evenly
+over a recorded run; and at random times, which land inside those calls too
+(Chroma's own writes included). CI runs 24 points with a fixed seed;
+`NEWSDESK_CRASH_POINTS=200 NEWSDESK_CRASH_SEED=random pytest tests/test_crash.py`
+is the full size. Every point is written to test-artifacts/crash.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.demo import demo_sources
+from tests.conftest import ROOT, write_jsonl
+
+POINTS = int(os.environ.get("NEWSDESK_CRASH_POINTS", "24"))
+SEED = os.environ.get("NEWSDESK_CRASH_SEED", "0")
+ARTIFACTS = Path(os.environ.get("NEWSDESK_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+KEPT = ["asylum", "crane", "stampede", "flag", "korea", "imprisoned"]
+REMOVED = ["worship", "ie9"]
+ADDED = ["lanterns", "hackers"]
+QUESTION = "How many people were killed when the crane collapsed in Mecca?"
+KILLED = -signal.SIGKILL
+
+
+@dataclass
+class Runner:
+    """The fork server of tests/crash_runner.py, and a folder for the runs' output."""
+
+    process: subprocess.Popen[bytes]
+    logs: Path
+    runs: int = 0
+    seconds: dict[str, list[float]] = field(default_factory=dict)  # by command
+
+    def run(
+        self,
+        argv: list[str],
+        kill_at: int | None = None,
+        events: Path | None = None,
+        kill_after: float | None = None,
+    ) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) of one command; -9 when it was killed."""
+        self.runs += 1
+        out, err = self.logs / f"{self.runs}.out", self.logs / f"{self.runs}.err"
+        command = {
+            "argv": argv,
+            "out": str(out),
+            "err": str(err),
+            "kill_at": kill_at,
+            "events": str(events) if events else None,
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        self.process.stdin.flush()
+        began = time.monotonic()
+        pid = self._read()["pid"]
+        if kill_after is not None and not self._ready(kill_after):
+            os.kill(pid, signal.SIGKILL)  # not reaped yet: the runner waits on our reply
+        status = int(self._read()["status"])
+        self.seconds.setdefault(" ".join(argv[:2]), []).append(time.monotonic() - began)
+        return status, out.read_text(), err.read_text()
+
+    def _ready(self, timeout: float) -> bool:
+        assert self.process.stdout is not None
+        return bool(select.select([self.process.stdout], [], [], timeout)[0])
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):  # unbuffered: select must see what is unread
+            byte = self.process.stdout.read(1)
+            if not byte:
+                raise RuntimeError(f"crash runner died; see {self.logs}")
+            line += byte
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    logs = tmp_path_factory.mktemp("crash-logs")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "crash_runner.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        bufsize=0,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
+    started = Runner(process, logs)
+    assert started._read() == {"ready": True}
+    yield started
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait(timeout=30)
+
+
+@dataclass
+class State:
+    """What an index holds, as far as the manifest says: article ids and hashes, chunks."""
+
+    hashes: dict[str, str]
+    chunks: int
+
+    @classmethod
+    def of(cls, index_dir: Path) -> State | None:
+        path = index_dir / "manifest.json"
+        if not path.exists():
+            return None
+        manifest = json.loads(path.read_text())
+        entries = manifest["articles"].items()
+        return cls({i: e["hash"] for i, e in entries}, sum(len(e["spans"]) for _, e in entries))
+
+
+@dataclass
+class Collections:
+    """The two article sets, the index of the first, and the state the second reaches."""
+
+    v1: Path
+    v2: Path
+    before: Path  # an index of v1, copied for every kill point
+    first: State
+    final: State
+    events: dict[str, int] = field(default_factory=dict)  # per command: events in a clean run
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _demo() -> dict[str, dict[str, Any]]:
+    jsonl = next(p for p in demo_sources() if p.name == "wikinews.jsonl")
+    lines = jsonl.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    return {r["id"].removeprefix("GUM_news_"): r for r in records}
+
+
+@pytest.fixture(scope="module")
+def collections(runner: Runner, tmp_path_factory: pytest.TempPathFactory) -> Collections:
+    root = tmp_path_factory.mktemp("crash")
+    demo = _demo()
+    v1 = write_jsonl(root / "v1.jsonl", [demo[name] for name in KEPT + REMOVED])
+    crane = dict(demo["crane"], text=demo["crane"]["text"] + "\nCleanup crews worked overnight.")
+    korea = dict(demo["korea"], text=demo["korea"]["text"].replace("North", "The North", 1))
+    edited = {"crane": crane, "korea": korea}
+    v2 = write_jsonl(root / "v2.jsonl", [edited.get(name, demo[name]) for name in KEPT + ADDED])
+    before = root / "before"
+    status, _, err = runner.run(["index", "build", str(v1), "--index-dir", str(before)])
+    assert status == 0, err
+    first = State.of(before)
+    assert first is not None
+    found = Collections(v1, v2, before, first, first)
+    for name, argv in _commands(found, root / "reference").items():
+        index_dir = Path(argv[-1])
+        shutil.copytree(before, index_dir)
+        events = root / f"{name}.events"
+        began = time.monotonic()
+        status, _, err = runner.run(argv, events=events)
+        found.seconds[name] = time.monotonic() - began
+        assert status == 0, err
+        found.events[name] = len(events.read_text().splitlines())
+        state = State.of(index_dir)
+        assert state is not None
+        if name == "update":
+            found.final = state
+        else:  # the build reaches what the update reaches
+            assert state == found.final
+    assert found.final != first
+    return found
+
+
+def _commands(c: Collections, index_dir: Path) -> dict[str, list[str]]:
+    """What is killed: an update (edits, additions, removals) and a full rebuild."""
+    return {
+        "update": ["index", "update", str(c.v2), "--prune", "--index-dir", f"{index_dir}-update"],
+        "build": ["index", "build", str(c.v2), "--index-dir", f"{index_dir}-build"],
+    }
+
+
+def _kill_points(c: Collections, rng: random.Random) -> list[tuple[str, int | None, float | None]]:
+    """(command, event, seconds): two thirds at events spread evenly over a recorded run
+    (jittered), one third at random times within a clean run's duration."""
+    points: list[tuple[str, int | None, float | None]] = []
+    for number in range(POINTS):
+        name = ("update", "build")[number % 2]
+        nth, per_command = number // 2, (POINTS + 1 - number % 2) // 2
+        timed = nth % 3 == 2
+        if timed:
+            points.append((name, None, rng.uniform(0.2, 0.95) * c.seconds[name]))
+            continue
+        total = c.events[name]
+        step = total / per_command
+        event = int((nth + rng.random()) * step) + 1
+        points.append((name, min(event, total), None))
+    return points
+
+
+def test_killed_writes_leave_a_working_index_and_resume_to_the_same_state(
+    runner: Runner, collections: Collections, tmp_path: Path
+) -> None:
+    c = collections
+    rng = random.Random(None if SEED == "random" else int(SEED))
+    record: list[dict[str, Any]] = []
+    for number, (name, event, seconds) in enumerate(_kill_points(c, rng)):
+        index_dir = tmp_path / f"ix-{number}"
+        shutil.copytree(c.before, index_dir)
+        argv = [*_commands(c, index_dir)[name][:-1], str(index_dir)]
+        status, _, err = runner.run(argv, kill_at=event, kill_after=seconds)
+        point: dict[str, Any] = {"command": name, "event": event, "seconds": seconds}
+        record.append(point)
+        point["killed"] = status == KILLED
+        assert status in (0, KILLED), err
+        # What serves now is the state before or after, never a mix.
+        state = State.of(index_dir)
+        assert state in (c.first, c.final), point
+        point["switched"] = state == c.final
+        point["leftovers"] = _check(runner, index_dir)
+        _ask(runner, index_dir)
+        status, _, err = runner.run(["index", "update", str(c.v2), "--prune", *argv[-2:]])
+        assert status == 0, err
+        assert State.of(index_dir) == c.final, point
+        assert _check(runner, index_dir) == [], point
+        shutil.rmtree(index_dir)
+    killed = [p for p in record if p["killed"]]
+    summary = {
+        "kill_points": len(record),
+        "killed": len(killed),
+        "killed_after_the_switch": sum(p["switched"] for p in killed),
+        "left_leftovers": sum(bool(p["leftovers"]) for p in killed),
+        "events_in_a_clean_run": c.events,
+        "seconds_of_a_clean_run": c.seconds,
+        "seconds_per_run": {k: round(sum(v) / len(v), 2) for k, v in runner.seconds.items()},
+        "survived": len(killed),  # every assertion above held for each
+        "points": record,
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "crash.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "points"}))
+    assert len(killed) >= min(20, POINTS), summary
+
+
+def _check(runner: Runner, index_dir: Path) -> list[str]:
+    """`index check` passes (leftovers are allowed); returns the leftovers it lists."""
+    status, out, err = runner.run(["index", "check", "--json", "--index-dir", str(index_dir)])
+    found = json.loads(out)
+    assert status == 0 and found["ok"], (out, err)
+    leftovers: list[str] = found["leftovers"]
+    return leftovers
+
+
+def _ask(runner: Runner, index_dir: Path) -> None:
+    """The index answers, citing exact spans of the texts of the state it serves."""
+    status, out, err = runner.run(["ask", QUESTION, "--json", "--index-dir", str(index_dir)])
+    assert status == 0, err
+    answer = json.loads(out)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    lines = (index_dir / manifest["articles_file"]).read_text(encoding="utf-8").splitlines()
+    texts = {a["id"]: a["text"] for a in map(json.loads, lines)}
+    assert answer["citations"], answer
+    for citation in answer["citations"]:
+        article = texts[citation["article_id"]]
+        assert article[citation["start"] : citation["end"]] == citation["text"], citation
