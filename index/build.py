@@ -326,7 +326,7 @@ class Indexer:
             report.seconds = time.monotonic() - began
             return report
         client = chroma_client(self.settings)
-        store = ChunkStore.open(client, old.collection)
+        store = ChunkStore.open(client, old.collection, model=old.model)
         before = old_lines.read({a.id for a in changed})
         previous = {i: (article, old.articles[i]) for i, article in before.items()}
         entries, copied = self._embed_into(store, fresh + changed, params, progress, previous)

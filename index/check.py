@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from index.articles import ARTICLES_DIR, read_articles
 from index.lexical import LEXICAL_DIR, TOKENIZER
@@ -28,7 +27,6 @@ from index.store import ChunkStore, StoreUnavailable, chroma_client, chunk_ids, 
 from index.types import Article, content_hash
 from newsdesk.settings import Settings
 
-_PAGE = 5000  # chunk ids read from Chroma per request
 _SHOWN = 3  # examples given in a message
 
 
@@ -130,7 +128,7 @@ def find_leftovers(
     chunks: list[str] = []
     if manifest is not None and store is not None:
         live = {c for i, e in manifest.articles.items() for c in chunk_ids(i, e.hash, e.chunks)}
-        chunks = sorted(set(all_chunk_ids(store)) - live)
+        chunks = sorted(set(store.ids()) - live)
     live_collection = manifest.collection if manifest is not None else ""
     return Leftovers(
         chunks=chunks,
@@ -192,17 +190,15 @@ def _check_store(report: CheckReport, manifest: Manifest, store: ChunkStore) -> 
     texts = report.articles or {}
     found: set[str] = set()
     disagree: set[str] = set()
-    for rows in _pages(store, list(expected)):
-        for chunk, document, meta in rows:
-            found.add(chunk)
-            article_id, n = expected[chunk]
-            start, end = manifest.articles[article_id].spans[n]
-            article = texts.get(article_id)
-            agrees = (meta.get("start"), meta.get("end")) == (start, end) and meta.get(
-                "hash"
-            ) == manifest.articles[article_id].hash
-            if not agrees or (article is not None and document != article.text[start:end]):
-                disagree.add(article_id)
+    for chunk, document, meta in store.records(list(expected)):
+        found.add(chunk)
+        article_id, n = expected[chunk]
+        entry = manifest.articles[article_id]
+        start, end = entry.spans[n]
+        article = texts.get(article_id)
+        agrees = (meta.get("start"), meta.get("end"), meta.get("hash")) == (start, end, entry.hash)
+        if not agrees or (article is not None and document != article.text[start:end]):
+            disagree.add(article_id)
     missing = [chunk for chunk in expected if chunk not in found]
     report.reembed.update(disagree, (expected[chunk][0] for chunk in missing))
     if missing:
@@ -224,35 +220,11 @@ def _check_store(report: CheckReport, manifest: Manifest, store: ChunkStore) -> 
         report.collection = True
 
 
-def _pages(
-    store: ChunkStore, ids: Sequence[str]
-) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
-    for lo in range(0, len(ids), _PAGE):
-        page = list(ids[lo : lo + _PAGE])
-        got = store.collection.get(ids=page, include=["documents", "metadatas"])
-        docs = got["documents"] or []
-        metas = got["metadatas"] or []
-        yield [
-            (chunk, str(doc), dict(meta or {}))
-            for chunk, doc, meta in zip(got["ids"], docs, metas, strict=True)
-        ]
-
-
 def _dimension(store: ChunkStore, chunk: str | None) -> int | None:
     if chunk is None:
         return None
     vectors = store.vectors([chunk])
     return int(vectors[chunk].shape[0]) if chunk in vectors else None
-
-
-def all_chunk_ids(store: ChunkStore) -> list[str]:
-    """Every id in the collection, read a page at a time."""
-    ids: list[str] = []
-    while True:
-        page = store.collection.get(include=[], limit=_PAGE, offset=len(ids))["ids"]
-        ids.extend(page)
-        if len(page) < _PAGE:
-            return ids
 
 
 def _check_lexical(report: CheckReport, manifest: Manifest, index_dir: Path) -> None:

@@ -49,12 +49,8 @@ class IndexReader:
         self.articles: dict[str, Article] = read_articles(
             settings.index_dir / manifest.articles_file
         )
-        self.store = ChunkStore.open(chroma_client(settings), manifest.collection)
-        if self.store.model not in (None, manifest.model):
-            raise UnusableIndex(
-                f"Chroma collection {manifest.collection} holds embeddings of "
-                f"{self.store.model!r}, not {manifest.model!r}: rebuild the index"
-            )
+        client = chroma_client(settings)
+        self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
         live = self.chunk_ids(manifest.articles)
         if manifest.lexical_segments:
             root = settings.index_dir / LEXICAL_DIR

@@ -6,7 +6,10 @@ opened with `embedding_function=None` and every write carries vectors.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -15,15 +18,21 @@ import numpy as np
 
 from index.dates import epoch_seconds
 from index.embed import Vectors
+from index.manifest import UnusableIndex
 from index.types import Article, Chunk
 from newsdesk.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
+log = logging.getLogger(__name__)
+
 CHROMA_DIR = "chroma"
 _WRITE_BATCH = 1000
+_PAGE = 5000  # chunks read per request
+_HTTP_API = "chromadb.api.fastapi.FastAPI"
 
 
 class StoreUnavailable(RuntimeError):
@@ -31,7 +40,8 @@ class StoreUnavailable(RuntimeError):
 
 
 def chroma_client(settings: Settings) -> ClientAPI:
-    """An embedded client under the index directory, or an HTTP client for a server."""
+    """An embedded client under the index directory, or an HTTP client for a server
+    whose every request gives up after `chroma.timeout` seconds."""
     import chromadb
     from chromadb.config import Settings as ChromaConfig
 
@@ -42,15 +52,112 @@ def chroma_client(settings: Settings) -> ClientAPI:
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=config)
     parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 8000)
+    timeout = settings.chroma.timeout
+    # Making the client already asks the server, with no time limit: ask first with one.
+    _heartbeat(url, _origin(parts.scheme == "https", host, port), timeout)
     try:
-        return chromadb.HttpClient(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (443 if parts.scheme == "https" else 8000),
-            ssl=parts.scheme == "https",
-            settings=config,
+        client = chromadb.HttpClient(
+            host=host, port=port, ssl=parts.scheme == "https", settings=config
         )
     except Exception as exc:
-        raise StoreUnavailable(f"cannot reach the Chroma server at {url}: {exc}") from exc
+        failed = StoreUnavailable(f"cannot reach the Chroma server at {url}: {exc}")
+        raise _network_failure(url, exc) or failed from exc
+    _bound_requests(client, timeout)
+    return client
+
+
+def _heartbeat(url: str, base: str, timeout: float) -> None:
+    import httpx
+
+    try:
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=timeout)
+    except httpx.TransportError as exc:
+        raise _unreachable(url, exc) from exc
+
+
+def _bound_requests(client: ClientAPI, timeout: float) -> None:
+    """chromadb 1.5 makes its HTTP session with `timeout=None` and no setting to change
+    it, so a hung server would hang every question. The session is shared by every
+    client of the same server in this process: the last timeout set applies to all."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout)
+    else:
+        log.warning("cannot bound Chroma's requests: a hung server will hang questions")
+
+
+def _server_url(client: ClientAPI) -> str | None:
+    """The address of the server an HTTP client talks to, for error messages."""
+    config = client.get_settings()
+    if config.chroma_api_impl != _HTTP_API or not config.chroma_server_host:
+        return None
+    ssl = bool(config.chroma_server_ssl_enabled)
+    return _origin(ssl, config.chroma_server_host, config.chroma_server_http_port)
+
+
+def _origin(ssl: bool, host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"{'https' if ssl else 'http'}://{shown}:{port}"
+
+
+def _transport_error(exc: BaseException) -> Exception | None:
+    """The network failure behind `exc`, if any: chromadb re-raises some as ValueError."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.TransportError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unreachable(url: str, exc: Exception) -> StoreUnavailable:
+    """One message for every way a server can fail to answer, naming the server."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        seconds = _read_timeout(exc)
+        waited = f"within {seconds:g} s" if seconds is not None else "in time"
+        why = f"it did not answer {waited} (hung or overloaded?)"
+    else:
+        reason = re.sub(r"^\[Errno -?\d+\] ", "", str(exc)).rstrip(".") or type(exc).__name__
+        why = f"{reason[:1].lower()}{reason[1:]} (is it running?)"
+    return StoreUnavailable(f"cannot reach the Chroma server at {url}: {why}")
+
+
+def _read_timeout(exc: httpx.TimeoutException) -> float | None:
+    try:
+        limits = exc.request.extensions.get("timeout") or {}
+    except RuntimeError:  # httpx raises when no request is attached
+        return None
+    seconds = limits.get("read")
+    return float(seconds) if seconds is not None else None
+
+
+def _network_failure(url: str | None, exc: Exception) -> StoreUnavailable | None:
+    """The unreachable-server error, when `exc` was the network failing to reach `url`."""
+    if url is None:
+        return None
+    network = _transport_error(exc)
+    return None if network is None else _unreachable(url, network)
+
+
+@contextmanager
+def _reaching(url: str | None) -> Iterator[None]:
+    """Requests to the server at `url`: network failures become StoreUnavailable naming
+    it, so every caller sees one error type; anything else passes through unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        unreachable = _network_failure(url, exc)
+        if unreachable is None:
+            raise
+        raise unreachable from exc
 
 
 def chunk_id(article: Article, chunk: Chunk) -> str:
@@ -111,27 +218,43 @@ class Hit:
 
 
 class ChunkStore:
-    """One Chroma collection of chunks."""
+    """One Chroma collection of chunks. Every request to a server that fails on the way
+    raises StoreUnavailable naming the server, whichever call it was."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, url: str | None = None) -> None:
         self.collection = collection
+        self.url = url  # the server's; None when embedded
 
     @classmethod
     def create(cls, client: ClientAPI, name: str, model: str, dimension: int) -> ChunkStore:
-        collection = client.create_collection(
-            name,
-            embedding_function=None,
-            metadata={"hnsw:space": "cosine", "model": model, "dimension": dimension},
-        )
-        return cls(collection)
+        url = _server_url(client)
+        with _reaching(url):
+            collection = client.create_collection(
+                name,
+                embedding_function=None,
+                metadata={"hnsw:space": "cosine", "model": model, "dimension": dimension},
+            )
+        return cls(collection, url)
 
     @classmethod
-    def open(cls, client: ClientAPI, name: str) -> ChunkStore:
+    def open(cls, client: ClientAPI, name: str, model: str | None = None) -> ChunkStore:
+        """The collection `name`; given `model`, refused unless its vectors are that
+        model's (a collection that records no model is taken on trust)."""
+        url = _server_url(client)
         try:
             collection = client.get_collection(name, embedding_function=None)
         except Exception as exc:
-            raise StoreUnavailable(f"Chroma collection {name!r} cannot be opened: {exc}") from exc
-        return cls(collection)
+            failed = StoreUnavailable(f"Chroma collection {name!r} cannot be opened: {exc}")
+            raise _network_failure(url, exc) or failed from exc
+        store = cls(collection, url)
+        if model is not None and store.model not in (None, model):
+            where = f"on the Chroma server at {url}" if url else "in the embedded store"
+            raise UnusableIndex(
+                f"Chroma collection {name!r} {where} holds embeddings of {store.model!r}, "
+                f"not of {model!r} as the index says: its vectors cannot be compared; "
+                "rebuild with `newsdesk index build`"
+            )
+        return store
 
     @property
     def model(self) -> str | None:
@@ -140,25 +263,28 @@ class ChunkStore:
         return str(value) if value is not None else None
 
     def count(self) -> int:
-        return int(self.collection.count())
+        with _reaching(self.url):
+            return int(self.collection.count())
 
     def add(self, rows: Sequence[tuple[Article, Chunk]], vectors: Vectors) -> None:
         if len(rows) != len(vectors):
             raise ValueError(f"{len(rows)} chunks but {len(vectors)} vectors")
         for lo, hi in _batches(len(rows), _WRITE_BATCH):
             batch = rows[lo:hi]
-            self.collection.upsert(
-                ids=[chunk_id(article, chunk) for article, chunk in batch],
-                embeddings=vectors[lo:hi],
-                documents=[chunk.text for _, chunk in batch],
-                metadatas=[chunk_metadata(article, chunk) for article, chunk in batch],
-            )
+            with _reaching(self.url):
+                self.collection.upsert(
+                    ids=[chunk_id(article, chunk) for article, chunk in batch],
+                    embeddings=vectors[lo:hi],
+                    documents=[chunk.text for _, chunk in batch],
+                    metadatas=[chunk_metadata(article, chunk) for article, chunk in batch],
+                )
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         """Stored embeddings by chunk id; ids not in the collection are left out."""
         found: dict[str, Vectors] = {}
         for lo, hi in _batches(len(ids), _WRITE_BATCH):
-            result = self.collection.get(ids=list(ids[lo:hi]), include=["embeddings"])
+            with _reaching(self.url):
+                result = self.collection.get(ids=list(ids[lo:hi]), include=["embeddings"])
             embeddings = result["embeddings"]
             if embeddings is None:
                 continue
@@ -166,20 +292,43 @@ class ChunkStore:
                 found[chunk] = np.asarray(vector, dtype=np.float32)
         return found
 
+    def ids(self) -> list[str]:
+        """Every chunk id in the collection, a page at a time."""
+        found: list[str] = []
+        while True:
+            with _reaching(self.url):
+                page = self.collection.get(include=[], limit=_PAGE, offset=len(found))["ids"]
+            found.extend(page)
+            if len(page) < _PAGE:
+                return found
+
+    def records(self, ids: Sequence[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(id, text, metadata) of the chunks among `ids` that the collection holds."""
+        for lo, hi in _batches(len(ids), _PAGE):
+            with _reaching(self.url):
+                got = self.collection.get(
+                    ids=list(ids[lo:hi]), include=["documents", "metadatas"]
+                )
+            docs, metas = got["documents"] or [], got["metadatas"] or []
+            for chunk, doc, meta in zip(got["ids"], docs, metas, strict=True):
+                yield chunk, str(doc), dict(meta or {})
+
     def delete(self, ids: Sequence[str]) -> None:
         for lo, hi in _batches(len(ids), _WRITE_BATCH):
-            self.collection.delete(ids=list(ids[lo:hi]))
+            with _reaching(self.url):
+                self.collection.delete(ids=list(ids[lo:hi]))
 
     def query(self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
         from chromadb.errors import NotFoundError
 
         try:
-            result = self.collection.query(
-                query_embeddings=[vector.tolist()],
-                n_results=k,
-                where=dict(where) if where else None,
-                include=["documents", "metadatas", "distances"],
-            )
+            with _reaching(self.url):
+                result = self.collection.query(
+                    query_embeddings=[vector.tolist()],
+                    n_results=k,
+                    where=dict(where) if where else None,
+                    include=["documents", "metadatas", "distances"],
+                )
         except NotFoundError as exc:  # a rebuild dropped it after this reader opened
             raise StoreUnavailable(f"Chroma collection {self.collection.name!r} is gone") from exc
         ids = result["ids"][0]

@@ -98,6 +98,16 @@ class ChromaSettings(Section):
         description="A `chroma run` server, e.g. http://127.0.0.1:8000. Unset: embedded.",
     )
     collection_prefix: str = Field(default="newsdesk", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}$")
+    timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds to wait for each request to the server. Chroma's client would wait "
+            "forever, so a hung server would hang every question; generous enough for "
+            "a build's batches of 1000 chunks."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -209,6 +219,21 @@ class ChatSettings(Section):
     max_upload_mb: float = Field(
         default=50, gt=0, le=10_000, description="Largest article file the chat page accepts."
     )
+    max_question_chars: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Longest question the chat accepts. The model reads 256 word-pieces (about "
+            "1,000 characters) of a question, so a longer one is most likely a paste gone "
+            "wrong: it gets a message saying so, not a search on every word of it."
+        ),
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The one conversion of max_upload_mb (decimal megabytes), for Gradio and for us."""
+        return int(self.max_upload_mb * 1_000_000)
 
 
 class Settings(BaseSettings):

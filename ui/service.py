@@ -112,6 +112,8 @@ class ChatService:
             yield from _stream(answerer, question, history, filters)
         except StoreUnavailable:
             # A write switched states and dropped the collection mid-question: once more.
+            # An unreachable server is raised as it is (same answerer: no second wait); the
+            # reader is kept, as Chroma's client reconnects once the server answers again.
             fresh = self.answerer()
             if fresh is None or fresh is answerer:
                 raise
@@ -145,7 +147,7 @@ class ChatService:
         if not uploads:
             raise NothingToIndex("choose one or more article files first")
         with self._write_lock():
-            max_bytes = int(self.settings.chat.max_upload_mb * 1_000_000)
+            max_bytes = self.settings.chat.max_upload_bytes
             stored = store_uploads(uploads, self.uploads_dir, max_bytes)
             report = Indexer(self.settings, self._writer()).update(stored, progress=progress)
         self.answerer()
