@@ -181,6 +181,9 @@ def _unix_newlines(text: str) -> str:
 # --- records (JSON, JSONL, CSV) ---------------------------------------------------
 
 
+_TOO_DEEP = "JSON nested too deeply to be an article file"
+
+
 def _load_jsonl(file: _File, text: str, problems: list[Problem]) -> Iterator[Article]:
     # split("\n"), not splitlines(): JSON strings may hold U+2028, which splitlines breaks on.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -193,6 +196,9 @@ def _load_jsonl(file: _File, text: str, problems: list[Problem]) -> Iterator[Art
             problems.append(
                 Problem(where, f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
             )
+            continue
+        except RecursionError:
+            problems.append(Problem(where, f"line {number}: {_TOO_DEEP}"))
             continue
         if not isinstance(value, dict):
             problems.append(
@@ -211,6 +217,9 @@ def _load_json(file: _File, text: str, problems: list[Problem]) -> Iterator[Arti
         problems.append(
             Problem(file.where, f"invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")
         )
+        return
+    except RecursionError:
+        problems.append(Problem(file.where, _TOO_DEEP))
         return
     items: list[object]
     if isinstance(value, list):
@@ -469,6 +478,9 @@ def _load_markdown(file: _File, text: str, problems: list[Problem]) -> Iterator[
             loaded = yaml.safe_load(match.group(1) or "")
         except yaml.YAMLError as exc:
             problems.append(Problem(file.where, f"invalid front matter ({exc}); skipped"))
+            return
+        except RecursionError:
+            problems.append(Problem(file.where, "front matter nested too deeply; skipped"))
             return
         if loaded is not None and not isinstance(loaded, dict):
             problems.append(

@@ -164,3 +164,31 @@ def test_a_failed_update_leaves_leftovers_that_the_next_write_sweeps(
     after = check_index(built)
     assert after.ok and not after.leftovers, after.lines()
     assert (built.index_dir / LOCK_FILE).read_text() == ""
+
+
+def test_hostile_files_change_nothing_already_indexed(
+    built: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    before = read_manifest(built.index_dir)
+    assert before is not None
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "binary.jsonl").write_bytes(bytes(range(256)) * 40)
+    (hostile / "nested.json").write_text("[" * 5000 + "]" * 5000)
+    (hostile / "utf16.csv").write_bytes("id,title,text\nx,y,z\n".encode("utf-16"))
+    (hostile / "nul.txt").write_bytes(b"\x00" * 1000)
+    words = " ".join(f"lighthouse{n % 97} keeper" for n in range(1200))  # one 24k sentence
+    (hostile / "giant.txt").write_text(f"The night {words} saw a comet over the bay")
+
+    report = Indexer(built, embedder).update([hostile], prune=True)
+    assert report.problems and report.removed == 0  # nothing pruned on unreadable input
+    after = read_manifest(built.index_dir)
+    assert after is not None
+    assert {i: after.articles[i] for i in before.articles} == before.articles
+    added = set(after.articles) - set(before.articles)
+    assert len(added) == 1  # the giant sentence, chunked by word-pieces
+    (giant,) = added
+    spans = after.articles[giant].spans
+    assert len(spans) > 10 and spans[0][0] == 0
+    assert all(a < b for a, b in spans)
+    assert check_index(built).ok

@@ -40,10 +40,11 @@ def contents() -> st.SearchStrategy[bytes]:
         st.lists(records, max_size=5).map(lambda rs: "\n".join(json.dumps(r) for r in rs).encode()),
         st.lists(records, max_size=5).map(lambda rs: json.dumps(rs).encode()),
         st.text(max_size=500).map(lambda t: t.encode("utf-16")),
-        st.integers(1, 200).map(lambda n: ("[" * n + "]" * n).encode()),  # deep nesting
+        st.integers(1, 5000).map(lambda n: ("[" * n + "]" * n).encode()),  # deep nesting
         st.just(b"id,title,text\n" + b"a,b," + b"x" * 300_000 + b"\n"),  # a huge field
         st.just(b"\x00" * 100 + b'{"id": "a", "text": "nul"}'),
         st.just(b"---\ntitle: [unclosed\n---\nbody"),
+        st.integers(1, 5000).map(lambda n: b"---\ntitle: " + b"[" * n + b"]" * n + b"\n---\nx"),
         st.just(b"<html><title>t</title><body>" + b"<div>" * 500 + b"text" + b"</body>"),
     )
 
