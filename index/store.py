@@ -306,9 +306,7 @@ class ChunkStore:
         """(id, text, metadata) of the chunks among `ids` that the collection holds."""
         for lo, hi in _batches(len(ids), _PAGE):
             with _reaching(self.url):
-                got = self.collection.get(
-                    ids=list(ids[lo:hi]), include=["documents", "metadatas"]
-                )
+                got = self.collection.get(ids=list(ids[lo:hi]), include=["documents", "metadatas"])
             docs, metas = got["documents"] or [], got["metadatas"] or []
             for chunk, doc, meta in zip(got["ids"], docs, metas, strict=True):
                 yield chunk, str(doc), dict(meta or {})

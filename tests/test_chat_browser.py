@@ -7,13 +7,8 @@ Leaves a screenshot and the measured answer latency in test-artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +19,11 @@ import pytest
 from index.demo import DEMO_QUESTION
 from newsdesk.settings import Settings
 from rag.answer import Answerer
-from tests.conftest import ROOT, write_jsonl
+from tests.chat_server import ARTIFACTS, NOT_IN_DEMO, Server, start_chat, stop
+from tests.conftest import write_jsonl
 from tests.llm_server import Plan, ScriptedLLM
 
 CHROMIUM = Path("/usr/bin/chromium")
-NEWSDESK = [sys.executable, "-m", "newsdesk"]
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -37,8 +32,6 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(os.environ.get("NEWSDESK_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-NOT_IN_DEMO = "What is the boiling point of mercury?"
 EVIL = {
     "id": "evil",
     "title": '<script>window.__pwned=1</script>Tunnel <img src=x onerror="window.__pwned=2">',
@@ -62,56 +55,9 @@ FERRY = {
 
 
 @dataclass
-class Server:
-    url: str
-    index_dir: Path
-    log: Path
-    process: subprocess.Popen[bytes]
-
-
-@dataclass
 class Browser:
     page: Any
     external: list[str] = field(default_factory=list)  # requests that left 127.0.0.1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_chat(index_dir: Path, log: Path, *flags: str) -> Server:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*NEWSDESK, "chat", "--index-dir", str(index_dir), "--port", str(port), *flags],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"newsdesk chat exited {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return Server(url, index_dir, log, process)
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    pytest.fail(f"newsdesk chat did not start in 180 s:\n{log.read_text()}")
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +152,9 @@ def test_seed_question_cites_and_highlights_its_source(
     assert "nd-flash" in (card.get_attribute("class") or "")
     assert card.locator("mark.nd-span").inner_text() == first.text
     assert f"characters {first.start}\N{EN DASH}{first.end}" in card.inner_text()
+    # the span, machine-readable on the card (the chat's sanitiser strips data-* from [n])
+    span = [first.article_id, str(first.start), str(first.end)]
+    assert [card.get_attribute(f"data-{k}") for k in ("article", "start", "end")] == span
 
     timings.append(ask(page, NOT_IN_DEMO))  # a second, warm question: abstains
     abstain = page.locator("#nd-chat .nd-abstain")

@@ -538,6 +538,41 @@ def test_citation_card_title_falls_back_to_the_article_id() -> None:
     assert Tree(citation_card(cite(1, art, "Monday"), art, 0)).one("a", "nd-title").text == "a1"
 
 
+def span_of(element: Element) -> tuple[str | None, int, int]:
+    return (
+        element.attrs["data-article"],
+        int(element.attrs["data-start"] or -1),
+        int(element.attrs["data-end"] or -1),
+    )
+
+
+def test_markers_and_cards_name_their_exact_span() -> None:
+    """What a script needs to verify a quote: the article and the character offsets.
+    (On the card: the chat's sanitiser drops data attributes from the [n] links.)"""
+    art = article("ids_with_[odd]_chars", "Intro.\nThe harbour bridge will close on Monday.")
+    citations = [cite(1, art, "The harbour bridge will close on Monday."), cite(2, art, "Intro.")]
+    answer = make_answer(sentences=[("It closes.", [1, 2])], citations=citations)
+    panel = Tree(sources_html([answer], None, {art.id: art}))
+    cards = panel.find("div", "nd-source")
+    assert [span_of(c) for c in cards] == [(art.id, 7, 47), (art.id, 0, 6)]
+    for card, c in zip(cards, citations, strict=True):
+        marks = [e for e in descendants(card) if e.tag == "mark"]
+        assert [m.text for m in marks] == [art.text[c.start : c.end]]
+    p = passage(art, 7, 20)
+    assert span_of(Tree(related_card(p, art)).one("div", "nd-source")) == (art.id, 7, 20)
+    for shown in (answer, abstention()):  # and which index state's texts they are
+        section = Tree(sources_html([shown], None, {art.id: art})).one("section", "nd-turn")
+        assert section.attrs["data-index-version"] == "v1"
+
+
+def test_error_html_is_escaped() -> None:
+    from ui.render import error_html
+
+    markup = error_html("bad <file>.jsonl: not valid UTF-8")
+    assert_inert(markup)
+    assert Tree(markup).one("div", "nd-error").text == "bad <file>.jsonl: not valid UTF-8"
+
+
 def test_citation_card_shows_the_quote_alone_when_the_article_changed() -> None:
     art = article(text="Intro.\nThe harbour bridge will close for six weeks from Monday.")
     citation = cite(1, art, "close for six weeks")
@@ -550,6 +585,13 @@ def test_citation_card_shows_the_quote_alone_when_the_article_changed() -> None:
         assert "…" not in card
     context = Tree(citation_card(citation, art, 0)).one("blockquote", "nd-context")
     assert context.text == "The harbour bridge will close for six weeks from Monday."
+
+
+def test_a_quote_shown_alone_keeps_its_line_breaks() -> None:
+    art = article(text="Closed on Monday.\nOpen on Friday.")
+    card = citation_card(cite(1, art, art.text), None, turn=0)
+    assert "Monday&#46;<br>Open" in card
+    assert [e.tag for e in descendants(Tree(card).one("mark", "nd-span"))] == ["br"]
 
 
 # --- related_card ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from rag.retrieve import Filters
 from rag.types import Answer
 from ui.render import (
     answer_html,
+    error_html,
     escape,
     pending_html,
     sources_html,
@@ -137,6 +138,12 @@ def build_page(service: ChatService) -> Page:
                 return
             articles = _articles(service)
             shown = sources_html(turns, None, articles)
+            refused = _too_long(text, service.settings.chat.max_question_chars)
+            if refused:
+                # The box keeps the text (gr.skip), so it can be shortened rather than retyped.
+                messages = [*messages, _user(_clipped(text)), _bot(error_html(refused))]
+                yield messages, gr.skip(), shown, turns
+                return
             try:
                 filters = Filters.parse(tuple(chosen or ()), _given(low), _given(high))
             except ValueError as exc:
@@ -155,7 +162,7 @@ def build_page(service: ChatService) -> Page:
                     messages[-1] = _bot(streaming_html(written))
                     yield messages, "", shown, turns
             except _SHOWN as exc:
-                messages[-1] = _bot(f'<div class="nd-error">{escape(str(exc))}</div>')
+                messages[-1] = _bot(error_html(str(exc)))
                 yield messages, "", shown, turns
                 return
             assert answer is not None
@@ -184,26 +191,30 @@ def build_page(service: ChatService) -> Page:
             try:
                 stored, done = service.add(uploads, _progress(progress))
             except _SHOWN as exc:
-                return f'<div class="nd-error">{escape(str(exc))}</div>'
+                return error_html(str(exc))
             return _report(done, [p.name for p in stored])
 
         def rebuild_all(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (Gradio finds it so)
             try:
                 done = service.rebuild(_progress(progress))
             except _SHOWN as exc:
-                return f'<div class="nd-error">{escape(str(exc))}</div>'
+                return error_html(str(exc))
             return _report(done, [])
 
         index_outputs = [notice, status, source_filter, attribution]
         blocks.load(refresh, outputs=index_outputs)
         asked = [question, chat, answers, source_filter, since, until]
         shown = [chat, question, panel, answers]
-        question.submit(respond, asked, shown)
-        ask.click(respond, asked, shown)
+        # Named, so scripts and tests can ask over HTTP (gradio_client, /gradio_api/call/ask).
+        gr.on([question.submit, ask.click], respond, asked, shown, api_name="ask")
         chat.select(select, [answers], [panel])
         new_chat.click(clear, outputs=[chat, answers, panel, question])
-        add.click(add_files, [files], [report]).then(refresh, outputs=index_outputs)
-        rebuild.click(rebuild_all, outputs=[report]).then(refresh, outputs=index_outputs)
+        add.click(add_files, [files], [report], api_name="add_files").then(
+            refresh, outputs=index_outputs
+        )
+        rebuild.click(rebuild_all, outputs=[report], api_name="rebuild").then(
+            refresh, outputs=index_outputs
+        )
     assets = resources.files("ui") / "assets"
     return Page(
         blocks=blocks,
@@ -219,6 +230,19 @@ def _articles(service: ChatService) -> dict[str, Any]:
 
 def _given(text: str | None) -> str | None:
     return (text or "").strip() or None
+
+
+def _too_long(question: str, limit: int) -> str | None:
+    if len(question) <= limit:
+        return None
+    return (
+        f"This question is {len(question):,} characters long; the chat takes up to "
+        f"{limit:,} (chat.max_question_chars). Ask it in a sentence or two."
+    )
+
+
+def _clipped(text: str, shown: int = 200) -> str:
+    return text if len(text) <= shown else text[:shown] + "…"
 
 
 def _user(text: str) -> dict[str, Any]:

@@ -62,7 +62,9 @@ def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer:
         pwa=False,
         inbrowser=False,
         show_error=True,
-        max_file_size=f"{settings.chat.max_upload_mb}mb",
+        # Bytes, not "50mb": Gradio's parser takes whole binary megabytes only, so a
+        # configured 50 (read as 50.0) stopped the chat from starting.
+        max_file_size=settings.chat.max_upload_bytes,
         css=page.css,
         js=page.js,
         footer_links=["api", "settings"],

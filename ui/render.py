@@ -55,6 +55,12 @@ def source_anchor(turn: int, n: int) -> str:
     return f"nd-src-{turn}-{n}"
 
 
+def span_data(article_id: str, start: int, end: int) -> str:
+    """Attributes naming the exact span, so a reader of the page (or a test, or a
+    script) can check the quote against article.text[start:end] without parsing prose."""
+    return f'data-article="{escape(article_id)}" data-start="{start}" data-end="{end}"'
+
+
 # A generated sentence's verdict (rag.support), as a badge and its tooltip.
 VERDICT_BADGES = {
     "partial": ("partly supported", "The cited passage supports only part of this sentence."),
@@ -109,6 +115,11 @@ def answer_html(answer: Answer, turn: int, note: str = "") -> str:
         else ""
     )
     return f'<div class="nd-answer">{" ".join(parts)}{made}{notes}{meta}</div>'
+
+
+def error_html(message: str) -> str:
+    """Something the user can fix or retry, shown in place of an answer or a report."""
+    return f'<div class="nd-error">{escape(message)}</div>'
 
 
 def streaming_html(text: str) -> str:
@@ -173,10 +184,11 @@ def citation_card(citation: Citation, article: Article | None, turn: int) -> str
     body = (
         highlighted(article.text, c.start, c.end)
         if article is not None and article.text[c.start : c.end] == c.text
-        else f'<mark class="nd-span">{escape(c.text)}</mark>'
+        else f'<mark class="nd-span">{_escape_lines(c.text)}</mark>'
     )
     return (
-        f'<div class="nd-source" id="{source_anchor(turn, c.n)}">'
+        f'<div class="nd-source" id="{source_anchor(turn, c.n)}" '
+        f"{span_data(c.article_id, c.start, c.end)}>"
         f'<div class="nd-head"><span class="nd-n">[{c.n}]</span> '
         f"{_title_html(c.title or c.article_id, c.url)}</div>"
         f'<div class="nd-byline">{_byline(c.source, c.date, c.author)}</div>'
@@ -193,7 +205,8 @@ def related_card(passage: Retrieved, article: Article | None) -> str:
     url = article.url if article is not None else ""
     byline = _byline(article.source, article.date, article.author) if article else ""
     return (
-        '<div class="nd-source nd-related">'
+        '<div class="nd-source nd-related" '
+        f"{span_data(passage.article_id, passage.start, passage.end)}>"
         f'<div class="nd-head"><span class="nd-badge">related, not cited</span> '
         f"{_title_html(passage.title or passage.article_id, url)}</div>"
         f'<div class="nd-byline">{byline}</div>'
@@ -227,8 +240,10 @@ def sources_html(
         else:
             cards = [citation_card(c, articles.get(c.article_id), turn) for c in answer.citations]
         body = "".join(cards) or '<div class="nd-sources-empty">No passages matched.</div>'
+        # The index state the answer came from: the texts its spans are offsets into.
+        state = f'data-index-version="{escape(answer.index_version)}"'
         sections.append(
-            f'<section class="nd-turn" id="nd-turn-{turn}"{hidden}>'
+            f'<section class="nd-turn" id="nd-turn-{turn}" {state}{hidden}>'
             f'<div class="nd-turn-head">{heading}</div>{body}</section>'
         )
     return "".join(sections)
