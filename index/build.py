@@ -35,6 +35,7 @@ from index.check import (
     stray_paths,
 )
 from index.chunk import chunk_text, embedding_input, hf_token_spans
+from index.dedupe import find_duplicates, update_duplicates
 from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
 from index.lexical import LEXICAL_DIR, TOKENIZER, Segment, compact, segment_of
@@ -63,6 +64,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (chunks written, chunks to write): embedded or copied
 _SLAB = 256  # chunks embedded and written per step: bounds memory, lets Ctrl-C and progress through
+# An updated article's possible copies: the articles of the nearest chunks to a few of its
+# own (copies of a story embed alike; the exact shingle check then decides).
+_COPY_PROBES = 5
+_COPY_NEIGHBOURS = 8
+_COPY_DISTANCE = 0.3  # cosine distance: loose, as the headline in every chunk differs
 
 
 class NothingToIndex(RuntimeError):
@@ -95,8 +101,11 @@ class IndexReport:
         """One line: what the index holds now and what this run changed."""
         assert self.manifest is not None
         copied = f" ({self.chunks_copied} unchanged ones copied)" if self.chunks_copied else ""
+        groups = self.manifest.duplicate_groups
+        copies = f" (near-duplicate groups: {groups})" if groups else ""
+        holds = f"{self.manifest.article_count} articles{copies}"
         return (
-            f"{self.manifest.article_count} articles, {self.manifest.chunk_count} chunks in "
+            f"{holds}, {self.manifest.chunk_count} chunks in "
             f"index; this run: {self.added} added, {self.changed} changed, {self.unchanged} "
             f"unchanged, {self.removed} removed; {self.chunks_embedded} chunks embedded{copied} "
             f"in {self.seconds:.1f}s"
@@ -250,6 +259,7 @@ class Indexer:
             entries, _ = self._embed_into(store, loaded.articles, params, progress)
             articles_file = self._write_articles(state, loaded.articles)
             segments = self._write_segments([segment_of(loaded.articles, entries)], {})
+            duplicates, threshold = self._duplicates(loaded.articles)
             manifest = Manifest(
                 newsdesk_version=__version__,
                 collection=name,
@@ -266,6 +276,8 @@ class Indexer:
                 created_at=now_iso(),
                 updated_at=now_iso(),
                 articles=entries,
+                duplicates=duplicates,
+                dedupe_threshold=threshold,
             )
             write_manifest(self.index_dir, manifest)
         except BaseException:
@@ -323,6 +335,8 @@ class Indexer:
         )
         legacy = not old.lexical_segments  # written before segments: convert it now
         if not fresh and not changed and not removed and not legacy:
+            if old.dedupe_threshold != self._dedupe_threshold():  # dedupe settings changed
+                report.manifest = self._regroup(old, old_lines)
             report.seconds = time.monotonic() - began
             return report
         client = chroma_client(self.settings)
@@ -338,8 +352,11 @@ class Indexer:
         try:
             articles_file = f"{ARTICLES_DIR}/{state}.jsonl"
             old_lines.rewrite(self.index_dir / articles_file, fresh + changed, removed)
+            # Regroup everything only when the groups are new; else only what changed.
+            regroup = old.dedupe_threshold != self._dedupe_threshold()
+            everything = legacy or (regroup and self._dedupe_threshold() is not None)
+            current = read_articles(self.index_dir / articles_file).values() if everything else ()
             if legacy:
-                current = read_articles(self.index_dir / articles_file).values()
                 segments = [segment_of(current, articles)]
                 names = {}
             else:
@@ -349,12 +366,20 @@ class Indexer:
                 }
                 segments = [*loaded_segments, segment_of(fresh + changed, articles)]
             live = {c for i, e in articles.items() for c in chunk_ids(i, e.hash, e.chunks)}
+            if regroup or legacy:
+                duplicates, threshold = self._duplicates(current)
+            else:
+                duplicates, threshold = self._duplicates_after(
+                    old, store, fresh + changed, removed, articles, old_lines
+                )
             manifest = old.model_copy(
                 update={
                     "articles_file": articles_file,
                     "lexical_segments": self._write_segments(compact(segments, live), names),
                     "lexical_dir": None,
                     "articles": articles,
+                    "duplicates": duplicates,
+                    "dedupe_threshold": threshold,
                     "sources": sorted({*old.sources, *source_names(sources)}),
                     "includes_demo": old.includes_demo or any(is_demo_source(s) for s in sources),
                     "updated_at": now_iso(),
@@ -384,6 +409,75 @@ class Indexer:
         report.chunks_removed = len(stale_ids)
         report.seconds = time.monotonic() - began
         return report
+
+    def _dedupe_threshold(self) -> float | None:
+        cfg = self.settings.dedupe
+        return cfg.threshold if cfg.enabled else None
+
+    def _duplicates(self, articles: Iterable[Article]) -> tuple[dict[str, str], float | None]:
+        """Near-duplicate groups of the whole live set (index.dedupe), and the threshold
+        they were found with. Recomputed at every write rather than patched: an edit or a
+        removal can split a group. It costs about 0.75 ms per 3,000-character article on
+        one core (40 s for 50k; 0.3 s for the 91 articles of the eval and demo sets)."""
+        threshold = self._dedupe_threshold()
+        if threshold is None:
+            return {}, None
+        began = time.monotonic()
+        found = find_duplicates(articles, threshold)
+        log.info(
+            "near-duplicates: %d articles in %d groups (%.1fs)",
+            len(found),
+            len(set(found.values())),
+            time.monotonic() - began,
+        )
+        return found, threshold
+
+    def _duplicates_after(
+        self,
+        old: Manifest,
+        store: ChunkStore,
+        touched: Sequence[Article],
+        removed: Sequence[str],
+        live: Mapping[str, ArticleEntry],
+        lines: ArticleLines,
+    ) -> tuple[dict[str, str], float | None]:
+        """The groups after an update, from the old ones and the touched articles'
+        neighbours in the vector index (index.dedupe.update_duplicates)."""
+        threshold = self._dedupe_threshold()
+        if threshold is None:
+            return {}, None
+
+        def neighbours(article: Article) -> set[str]:
+            entry = live[article.id]
+            ids = chunk_ids(article.id, entry.hash, entry.chunks)
+            probes = ids[:: max(1, len(ids) // _COPY_PROBES)][:_COPY_PROBES]
+            found = set()
+            for vector in store.vectors(probes).values():
+                for hit in store.query(vector, _COPY_NEIGHBOURS):
+                    other = live.get(hit.article_id)
+                    current = other is not None and other.hash == hit.metadata.get("hash")
+                    if current and hit.distance <= _COPY_DISTANCE:
+                        found.add(hit.article_id)
+            return found
+
+        found = update_duplicates(
+            old.duplicates, touched, removed, neighbours, lines.read, threshold
+        )
+        return found, threshold
+
+    def _regroup(self, old: Manifest, lines: ArticleLines) -> Manifest:
+        """The same state with its duplicate groups found again under the current settings."""
+        articles = lines.read(set(old.articles)).values()
+        duplicates, threshold = self._duplicates(articles)
+        manifest = old.model_copy(
+            update={
+                "duplicates": duplicates,
+                "dedupe_threshold": threshold,
+                "updated_at": now_iso(),
+            }
+        )
+        write_manifest(self.index_dir, manifest)
+        return manifest
 
     def _ids_to_prune(
         self, old: Manifest, articles: Sequence[Article], problems: list[Problem]

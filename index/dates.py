@@ -96,6 +96,17 @@ def epoch_seconds(iso: str) -> int:
     return math.floor(moment.timestamp())
 
 
+def order_key(iso: str | None) -> float:
+    """For sorting by publication time: epoch seconds, and undated (or unreadable)
+    after every dated one, since when it appeared is unknown."""
+    if not iso:
+        return math.inf
+    try:
+        return float(epoch_seconds(iso))
+    except ValueError:
+        return math.inf
+
+
 def _from_epoch(number: int | float) -> str:
     if isinstance(number, float) and not math.isfinite(number):
         raise ValueError(f"not a date: {number!r}")

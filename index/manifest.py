@@ -59,10 +59,20 @@ class Manifest(BaseModel):
     created_at: str
     updated_at: str
     articles: dict[str, ArticleEntry]
+    # Near-duplicate groups (index.dedupe): article id -> the canonical id of its group,
+    # for members of groups of two or more. `dedupe_threshold` is the threshold they were
+    # found with, None when they were not looked for (dedupe off, or an older index), so
+    # an update knows when to look again.
+    duplicates: dict[str, str] = {}
+    dedupe_threshold: float | None = None
 
     @property
     def article_count(self) -> int:
         return len(self.articles)
+
+    @property
+    def duplicate_groups(self) -> int:
+        return len(set(self.duplicates.values()))
 
     @property
     def chunk_count(self) -> int:

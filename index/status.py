@@ -15,6 +15,10 @@ def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "articles": manifest.article_count,
         "chunks": manifest.chunk_count,
         "articles_with_sentence_vectors": with_sentence_vectors(index_dir, manifest),
+        # syndicated copies and re-publications (index.dedupe); threshold None: not looked for
+        "duplicate_groups": manifest.duplicate_groups,
+        "articles_in_duplicate_groups": len(manifest.duplicates),
+        "dedupe_threshold": manifest.dedupe_threshold,
         "index_dir": str(index_dir),
         "model": manifest.model,
         "dimension": manifest.dimension,

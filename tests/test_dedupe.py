@@ -1,0 +1,390 @@
+"""Near-duplicate articles: grouped at ingest, cited once with "also reported by"."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from index.build import Indexer
+from index.dedupe import (
+    RECALL_AT_THRESHOLD,
+    find_duplicates,
+    jaccard,
+    lsh_bands,
+    matching_span,
+    members,
+    same_sentence,
+    shingles,
+    words,
+)
+from index.embed import Embedder
+from index.manifest import Manifest, read_manifest
+from index.reader import IndexReader
+from index.status import index_status
+from index.types import Article
+from newsdesk.settings import DedupeSettings, Settings
+from rag.answer import Answerer
+from rag.cli import render
+from rag.types import AlsoReported, Answer, Citation
+from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
+from tests.test_ui_render import Tree, assert_inert
+from ui.render import citation_card
+
+ANSWER = "The harbour bridge will close for six weeks from Monday, the council's engineers said."
+PARAGRAPHS = [
+    "PORT ELLIS — Commuters face months of disruption after inspectors found damage to the "
+    "city's oldest crossing during a routine check last week.",
+    ANSWER,
+    "Cracks were found in two of the steel cables that hold up the main span, and the "
+    "engineers want to replace both of them before the autumn storms arrive in the bay.",
+    "Ferries will run every ten minutes between the north and south quays while the bridge "
+    "is shut, and the fare will be waived for anyone holding a monthly travel pass.",
+    "The council said it had considered keeping one lane open for buses but decided that "
+    "the risk to drivers and to the repair crews working overhead was too high to accept.",
+    "Local businesses on the south side of the harbour said they expected to lose trade, "
+    "and several asked the council for help with rent while the works are under way.",
+    "The bridge was opened in 1932 and carries about forty thousand vehicles a day, most "
+    "of them commuters travelling into the old town from the new estates to the north.",
+    "A full inspection of the remaining cables will take place after the repairs, and the "
+    "council has promised to publish the engineers' report in full once it is complete.",
+    "Cyclists and pedestrians will be allowed to use a temporary walkway on the west side "
+    "of the bridge, which will be lit at night and staffed by marshals during rush hour.",
+    "The repairs are expected to cost about four million pounds, to be paid from the "
+    "council's reserves and from a grant promised by the regional transport authority.",
+    "Residents can find the ferry timetable and a map of the diversions on the council's "
+    "website, where updates on the progress of the work will be posted every Friday.",
+    "The last major closure of the bridge was in 1987, when the road surface was replaced "
+    "over a summer and traffic was diverted through the tunnel to the east of the city.",
+]
+
+
+def syndicated() -> list[dict[str, Any]]:
+    """One story in three outlets: the original, a re-edit (new headline and first line,
+    a few words changed) and a copy with curly apostrophes; plus two unrelated articles."""
+    original = "\n\n".join(PARAGRAPHS)
+    edited = [
+        "Thousands of drivers will need another way into town, the city council announced.",
+        *PARAGRAPHS[1:],
+    ]
+    edited[3] = edited[3].replace("every ten minutes", "every twelve minutes")
+    edited[6] = edited[6].replace("about forty thousand", "roughly 40,000")
+    curly = original.replace("'", "\u2019")
+    return [
+        {
+            "id": "coast-1",
+            "title": "Harbour bridge to close for six weeks",
+            "date": "2024-03-02",
+            "source": "Coast Times",
+            "url": "https://coast.example/bridge",
+            "text": original,
+        },
+        {
+            "id": "valley-7",
+            "title": "Bridge shutdown: what commuters need to know",
+            "date": "2024-03-03",
+            "source": "Valley Post",
+            "url": "https://valley.example/news/7",
+            "text": "\n\n".join(edited),
+        },
+        {
+            "id": "wire-3",
+            "title": "Harbour bridge closing",
+            "date": "2024-03-03T09:30:00+00:00",
+            "source": "Daily Wire",
+            "url": "https://wire.example/3",
+            "text": curly,
+        },
+        NEWS[1],
+        NEWS[2],
+    ]
+
+
+def article(record: dict[str, Any]) -> Article:
+    return Article.from_record(record)
+
+
+# -- grouping ---------------------------------------------------------------------------
+
+
+def test_copies_are_grouped_under_the_earliest():
+    found = find_duplicates([article(r) for r in syndicated()], 0.8)
+    assert found == {"coast-1": "coast-1", "valley-7": "coast-1", "wire-3": "coast-1"}
+
+
+def test_lightly_edited_copy_is_grouped_and_its_jaccard_is_exact():
+    records = syndicated()
+    a, b = shingles(records[0]["text"]), shingles(records[1]["text"])
+    similarity = jaccard(a, b)
+    assert 0.8 < similarity < 0.95  # a real edit, not a copy
+    pair = [article(records[0]), article(records[1])]
+    # The exact check decides at the threshold, whatever LSH proposed.
+    assert find_duplicates(pair, similarity) == {"coast-1": "coast-1", "valley-7": "coast-1"}
+    assert find_duplicates(pair, min(1.0, similarity + 1e-9)) == {}
+
+
+def test_different_stories_on_the_same_topic_are_not_grouped():
+    other = {
+        "id": "bridge-2",
+        "title": "Second bridge plan approved",
+        "date": "2024-03-05",
+        "source": "Coast Times",
+        "text": (
+            "The council approved plans for a second harbour bridge on Tuesday, after the "
+            "closure of the old crossing for repairs to its steel cables. Engineers said the "
+            "new bridge would take five years to build and carry trams as well as cars. "
+            "Ferries will keep running between the quays until it opens, the council said, "
+            "and businesses on the south side of the harbour welcomed the decision."
+        ),
+    }
+    records = [syndicated()[0], other, NEWS[0]]
+    assert find_duplicates([article(r) for r in records], 0.5) == {}
+    assert jaccard(shingles(records[0]["text"]), shingles(other["text"])) < 0.1
+
+
+def test_grouping_is_deterministic_and_independent_of_order():
+    articles = [article(r) for r in syndicated()]
+    first = find_duplicates(articles, 0.8)
+    for seed in range(5):
+        shuffled = articles[:]
+        random.Random(seed).shuffle(shuffled)
+        assert find_duplicates(shuffled, 0.8) == first
+    assert list(first) == sorted(first)  # stable in the manifest's JSON too
+
+
+def test_groups_are_connected_components():
+    base = [f"w{i:02d}" for i in range(60)]  # one length: no copy is the longest
+    chain = [" ".join(base[:50]), " ".join(base[5:55]), " ".join(base[10:60])]
+    articles = [Article(id=f"c{i}", title="", text=text) for i, text in enumerate(chain)]
+    assert jaccard(shingles(chain[0]), shingles(chain[2])) < 0.8
+    assert find_duplicates(articles, 0.75) == {"c0": "c0", "c1": "c0", "c2": "c0"}
+
+
+def test_canonical_is_earliest_then_longest_then_smallest_id():
+    text = " ".join(f"word{i}" for i in range(40))
+
+    def make(id_: str, date: str | None, extra: str = "") -> Article:
+        return Article(id=id_, title="", text=text + extra, date=date)
+
+    # An undated copy cannot be shown to be first; a timestamp is compared as an instant.
+    assert set(find_duplicates([make("a", None), make("b", "2024-03-03")], 0.8).values()) == {"b"}
+    later = [make("a", "2024-03-02T12:00:00+00:00"), make("b", "2024-03-02T13:00:00+02:00")]
+    assert set(find_duplicates(later, 0.8).values()) == {"b"}
+    longer = [make("a", "2024-03-02"), make("b", "2024-03-02", " more")]
+    assert set(find_duplicates(longer, 0.8).values()) == {"b"}
+    assert set(find_duplicates([make("b", None), make("a", None)], 0.8).values()) == {"a"}
+
+
+def test_empty_texts_and_repeated_ids():
+    blank = [Article(id="x", title="", text="—"), Article(id="y", title="", text="…")]
+    assert find_duplicates(blank, 0.8) == {}
+    with pytest.raises(ValueError, match="occurs twice"):
+        find_duplicates([article(NEWS[0]), article(NEWS[0])], 0.8)
+    with pytest.raises(ValueError, match="threshold"):
+        find_duplicates([], 0)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
+def test_lsh_bands_propose_pairs_at_the_threshold(threshold: float):
+    bands, rows = lsh_bands(threshold)
+    assert bands >= 2 and bands * rows <= 128
+    assert 1 - (1 - threshold**rows) ** bands >= RECALL_AT_THRESHOLD
+
+
+def test_sentences_match_across_typography_only():
+    assert same_sentence("The council's plan — agreed.", "the council\u2019s  plan - agreed")
+    assert not same_sentence("Prices rose 5 percent.", "Prices rose 6 percent.")
+    assert not same_sentence("The bridge will close.", "The bridge will not close.")
+    copy = article(syndicated()[2])
+    spans = [(m, m + len(p)) for p in copy.text.split("\n\n") for m in [copy.text.find(p)]]
+    start, end = matching_span(ANSWER, copy, spans) or (0, 0)
+    assert copy.text[start:end] == ANSWER.replace("'", "\u2019")
+    assert matching_span("Nothing like it.", copy, spans) is None
+
+
+def test_members_lists_the_canonical_first():
+    assert members({"b": "c", "a": "c", "c": "c", "y": "x", "x": "x"}) == {
+        "c": ["c", "a", "b"],
+        "x": ["x", "y"],
+    }
+
+
+def test_settings_and_old_manifests():
+    assert Settings().dedupe == DedupeSettings(enabled=True, threshold=0.8)
+    with pytest.raises(ValidationError):
+        DedupeSettings(threshold=0.3)
+    with pytest.raises(ValidationError):
+        DedupeSettings.model_validate({"treshold": 0.9})
+    old = {
+        "newsdesk_version": "0.1.0",
+        "collection": "c",
+        "articles_file": "articles/s.jsonl",
+        "chroma_url": None,
+        "model": "m",
+        "dimension": 3,
+        "chunk_tokens": 10,
+        "overlap_tokens": 1,
+        "title_tokens": 1,
+        "sources": [],
+        "created_at": "t",
+        "updated_at": "t",
+        "articles": {},
+    }
+    manifest = Manifest.model_validate_json(json.dumps(old))
+    assert manifest.duplicates == {} and manifest.dedupe_threshold is None
+    assert manifest.duplicate_groups == 0
+
+
+def test_chat_card_lists_the_copies_inertly():
+    original, copy, hostile = (article(r) for r in syndicated()[:3])
+    start = original.text.index(ANSWER)
+    spans = [(m, m + len(p)) for p in copy.text.split("\n\n") for m in [copy.text.find(p)]]
+    copy_start, copy_end = matching_span(ANSWER, copy, spans) or (0, 0)
+    evil = Article(
+        id="evil",
+        title="t",
+        text=hostile.text,
+        source="<script>alert(1)</script> [x](javascript:alert(1))",
+        url="javascript:alert(1)",
+        date="2024-03-04",
+    )
+    citation = Citation.of(1, original, start, start + len(ANSWER), 0.9).model_copy(
+        update={
+            "also": [
+                AlsoReported.of(copy, copy_start, copy_end),
+                AlsoReported.of(evil, copy_start, copy_end),
+            ]
+        }
+    )
+    markup = citation_card(citation, original, 0)
+    assert_inert(markup)
+    tree = Tree(markup)
+    line = tree.one("div", "nd-also")
+    assert line.text.startswith("also reported by: Valley Post (2024-03-03), <script>")
+    copies = tree.find("span", "nd-copy")
+    assert [c.attrs["data-article"] for c in copies] == ["valley-7", "evil"]
+    assert copies[0].attrs["data-start"] == str(copy_start)
+    assert [a.attrs["href"] for a in tree.find("a") if "nd-title" not in a.classes] == [
+        "https://valley.example/news/7"
+    ]
+    assert "nd-also" not in citation_card(citation.model_copy(update={"also": []}), original, 0)
+
+
+# -- end to end ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def syndicated_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("syndicated")
+    source = write_jsonl(root / "news.jsonl", syndicated())
+    Indexer(make_settings(root / "ix"), embedder).build([source])
+    return root / "ix"
+
+
+def ask(index_dir: Path, embedder: Embedder, question: str) -> tuple[Answer, IndexReader]:
+    settings = make_settings(index_dir)
+    reader = IndexReader(settings, embedder)
+    return Answerer(reader, settings).ask(question), reader
+
+
+def test_build_stores_the_groups(syndicated_index: Path):
+    manifest = read_manifest(syndicated_index)
+    assert manifest is not None
+    assert manifest.duplicates == {"coast-1": "coast-1", "valley-7": "coast-1", "wire-3": "coast-1"}
+    assert manifest.dedupe_threshold == 0.8
+    status = index_status(syndicated_index, manifest)
+    assert status["duplicate_groups"] == 1 and status["articles_in_duplicate_groups"] == 3
+
+
+def test_answer_cites_one_copy_and_lists_the_others(syndicated_index: Path, embedder: Embedder):
+    answer, reader = ask(syndicated_index, embedder, "How long will the harbour bridge close?")
+    assert not answer.abstained
+    assert_exact_citations(answer, reader.articles)
+    quoted = [c for c in answer.citations if same_sentence(c.text, ANSWER)]
+    assert len(quoted) == 1, answer.citations
+    cited = quoted[0]
+    assert cited.article_id == "coast-1"  # the canonical copy, retrieved with the others
+    assert [(a.article_id, a.source) for a in cited.also] == [
+        ("valley-7", "Valley Post"),
+        ("wire-3", "Daily Wire"),
+    ]
+    for copy in cited.also:
+        text = reader.articles[copy.article_id].text
+        assert text[copy.start : copy.end] == copy.text
+        assert same_sentence(copy.text, ANSWER)
+    assert cited.also[1].text == ANSWER.replace("'", "\u2019")
+    said = [tuple(words(s.text)) for s in answer.sentences]
+    assert len(said) == len(set(said))  # no sentence quoted twice from different copies
+
+    shown = render(answer)
+    assert "also reported by: Valley Post (2024-03-03), Daily Wire (2024-03-03)" in shown
+
+
+def test_cli_json_carries_the_copies(syndicated_index: Path):
+    from rag.cli import ask as ask_command
+
+    result = CliRunner().invoke(
+        ask_command,
+        ["How long will the harbour bridge close?", "--json", "--index-dir", str(syndicated_index)],
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    quoted = [c for c in record["citations"] if same_sentence(c["text"], ANSWER)]
+    assert len(quoted) == 1
+    also = quoted[0]["also"]
+    assert [a["article_id"] for a in also] == ["valley-7", "wire-3"]
+    assert {"start", "end", "text", "url", "date", "source", "title"} <= set(also[0])
+
+
+def test_update_regroups(tmp_path: Path, embedder: Embedder):
+    records = syndicated()
+    source = write_jsonl(tmp_path / "news.jsonl", records[1:])  # the original comes later
+    settings = make_settings(tmp_path / "ix")
+    built = Indexer(settings, embedder).build([source]).manifest
+    assert built is not None and set(built.duplicates.values()) == {"valley-7"}
+    write_jsonl(source, records)
+    report = Indexer(settings, embedder).update([source])
+    assert "5 articles (near-duplicate groups: 1), " in report.summary()
+    updated = report.manifest
+    assert updated is not None and set(updated.duplicates.values()) == {"coast-1"}
+    assert len(updated.duplicates) == 3
+
+    off = make_settings(tmp_path / "ix", dedupe=DedupeSettings(enabled=False))
+    report = Indexer(off, embedder).update([source])  # nothing changed but the settings
+    assert report.added == report.changed == 0
+    regrouped = read_manifest(settings.index_dir)
+    assert regrouped is not None
+    assert regrouped.duplicates == {} and regrouped.dedupe_threshold is None
+    answer, _ = ask(settings.index_dir, embedder, "How long will the harbour bridge close?")
+    assert all(not c.also for c in answer.citations)
+    # What grouping spares the reader: the same sentence quoted once per outlet.
+    assert sum(same_sentence(c.text, ANSWER) for c in answer.citations) > 1
+
+
+def test_an_update_regroups_only_what_it_touched_and_agrees_with_a_full_regroup(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Updates find copies through the vector index instead of re-reading the whole
+    collection; each step must give what grouping everything from scratch gives."""
+    records = syndicated()
+    source = write_jsonl(tmp_path / "news.jsonl", records)
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([source])
+    rewritten = dict(records[1], text="The valley's own reporting: " + NEWS[1]["text"])
+    steps = [
+        [records[0], rewritten, *records[2:]],  # one copy rewritten: the group shrinks
+        [records[0], *records[2:]],  # with --prune, that article removed
+        records,  # it comes back as a copy: the group grows again
+    ]
+    for step in steps:
+        write_jsonl(source, step)
+        manifest = Indexer(settings, embedder).update([source], prune=True).manifest
+        assert manifest is not None
+        expected = find_duplicates([article(r) for r in step], settings.dedupe.threshold)
+        assert manifest.duplicates == expected
+    assert set(manifest.duplicates) == {"coast-1", "valley-7", "wire-3"}
