@@ -10,6 +10,7 @@ falls back to a default.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,22 @@ class ChunkingSettings(Section):
     )
 
 
+class DedupeSettings(Section):
+    """Near-duplicate articles (syndicated copies, light re-edits), grouped at ingest
+    (index.dedupe) so an answer cites one copy and names the others."""
+
+    enabled: bool = Field(default=True, description="Group near-duplicates at build and update.")
+    threshold: float = Field(
+        default=0.8,
+        ge=0.5,
+        le=1.0,
+        description=(
+            "Least Jaccard similarity of two articles' 3-word shingles for them to count as "
+            "copies of one story. Below 0.5 it would group related stories, not copies."
+        ),
+    )
+
+
 class ChromaSettings(Section):
     url: str | None = Field(
         default=None,
@@ -121,6 +138,14 @@ class RetrievalSettings(Section):
     k: int = Field(default=8, ge=1, le=100, description="Passages passed to the answerer.")
     candidates: int = Field(default=40, ge=1, le=1000, description="Hits per leg before fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    undated: Literal["exclude", "include"] = Field(
+        default="exclude",
+        description=(
+            "What a date filter (--since/--until, a date in the question, answer.as_of) does "
+            "with articles that have no date: exclude them (they cannot be shown to be in "
+            "range; the answer says how many were left out) or include them."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_leg(self) -> RetrievalSettings:
@@ -160,6 +185,14 @@ class AnswerSettings(Section):
         default=0.1,
         ge=0,
         description="Further sentences are quoted only if they score within this of the best.",
+    )
+    as_of: date | None = Field(
+        default=None,
+        description=(
+            "Answer from the collection as it stood on this date: articles dated later are "
+            "left out (undated ones as retrieval.undated says), and 'last month' in a "
+            "question counts back from it. Unset: today."
+        ),
     )
 
 
@@ -247,6 +280,7 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default_factory=default_index_dir)
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    dedupe: DedupeSettings = DedupeSettings()
     chroma: ChromaSettings = ChromaSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -16,13 +16,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from index.dates import epoch_seconds
+from index.dedupe import canonical_order, matching_span, members, words
 from index.lexical import tokenize
 from index.reader import IndexReader
 from index.types import Article
 from newsdesk.settings import Settings
+from rag.conflicts import Conflict, find_conflict
 from rag.followup import standalone_question
 from rag.retrieve import Filters, Passage, Retriever
-from rag.types import CANNOT_ANSWER, Answer, AnswerSentence, Citation, Retrieved
+from rag.types import CANNOT_ANSWER, AlsoReported, Answer, AnswerSentence, Citation, Retrieved
+from rag.when import Placed, place_in_time
 
 _CACHE_LIMIT = 20_000  # span vectors kept (1.5 kB each); most come from index.sentvecs
 
@@ -60,6 +64,7 @@ class Answerer:
         self.settings = settings
         self.retriever = Retriever(reader, settings.retrieval)
         self._vectors: dict[Span, np.ndarray] = {}
+        self._copies = members(reader.manifest.duplicates)  # canonical id -> its group
         self.settings_hash = hashlib.sha256(
             settings.model_dump_json(exclude={"index_dir", "chat"}).encode()
         ).hexdigest()[:12]
@@ -76,12 +81,21 @@ class Answerer:
             raise ValueError("the question is empty")
         began = time.perf_counter()
         query = standalone_question(question, history)
-        passages = self.retriever.retrieve(query, filters, k)
+        placed = self.place(question, query, filters)
+        passages = self.retriever.retrieve(placed.query, placed.filters, k)
         retrieved_at = time.perf_counter()
-        candidates = self.score(query, passages)
-        chosen = self.choose(candidates)
+        candidates = self.distinct(self.score(placed.query, passages))
+        chosen = self.choose(candidates, newest_first=placed.recency)
+        conflict = self.disagreement(question, chosen, candidates)
+        if conflict is not None:
+            chosen = [*chosen, *(c for c in conflict[1] if c not in chosen)]
         answered_at = time.perf_counter()
         answer = self.compose(question, query, chosen, passages)
+        answer.time = placed.reading
+        answer.notes = [*placed.notes, *answer.notes]
+        if conflict is not None:
+            cited = {(c.article_id, c.start, c.end): c.n for c in answer.citations}
+            answer.notes.append(conflict[0].describe(cited))
         answer.best_score = round(candidates[0].score, 4) if candidates else None
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
@@ -89,6 +103,34 @@ class Answerer:
             total=_ms(time.perf_counter() - began),
         )
         return answer
+
+    def disagreement(
+        self, question: str, chosen: Sequence[Candidate], candidates: Sequence[Candidate]
+    ) -> tuple[Conflict, list[Candidate]] | None:
+        """Whether the sentences good enough to answer from give different values for
+        what the question asks (rag.conflicts); if so, the sentence that states each
+        side, so the answer cites both."""
+        if not chosen:
+            return None
+        floor = self.settings.answer.abstain_below
+        pool = [*chosen, *(c for c in candidates if c.score >= floor and c not in chosen)]
+        conflict = find_conflict(question, [(c.article, c.start, c.end) for c in pool])
+        if conflict is None:
+            return None
+        firsts = {(said[0].article.id, said[0].start, said[0].end) for _, said in conflict.sides}
+        return conflict, [c for c in pool if (c.article.id, c.start, c.end) in firsts]
+
+    def place(self, question: str, query: str, filters: Filters | None) -> Placed:
+        """The question's own dates and recency words as filters and a preference, with
+        answer.as_of and retrieval.undated applied (rag.when)."""
+        return place_in_time(
+            question,
+            query,
+            filters or Filters(),
+            self.reader.articles.values(),
+            undated=self.settings.retrieval.undated,
+            as_of=self.settings.answer.as_of,
+        )
 
     def score(self, query: str, passages: Sequence[Passage]) -> list[Candidate]:
         """Every sentence of the passages, scored against the query, best first.
@@ -134,16 +176,68 @@ class Answerer:
             scored.append(replace(cand, dense=dense, lexical=lexical, score=score))
         return sorted(scored, key=lambda c: -c.score)
 
-    def choose(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The best sentence if it clears the threshold, plus close runners-up."""
+    def choose(
+        self, candidates: Sequence[Candidate], newest_first: bool = False
+    ) -> list[Candidate]:
+        """The best sentence if it clears the threshold, plus close runners-up.
+
+        `newest_first` (the question said "latest", "currently", …): the sentences within
+        `sentence_margin` of the best already count as equally good answers, so among
+        them the newest article's come first, undated last. A re-ordering, not a boost:
+        no new weight to calibrate, and an older sentence far better than any newer one
+        still wins, so a stray "current" costs little.
+        """
         cfg = self.settings.answer
         if not candidates or candidates[0].score < cfg.abstain_below:
             return []
         floor = max(cfg.abstain_below, candidates[0].score - cfg.sentence_margin)
-        chosen = [c for c in candidates if c.score >= floor][: cfg.max_sentences]
+        eligible = [c for c in candidates if c.score >= floor]
+        if newest_first:
+            eligible.sort(key=_newest)  # stable: by score within one publication time
+        chosen = eligible[: cfg.max_sentences]
         # Read in article order: articles by their best sentence, sentences by position.
         first = {c.article.id: n for n, c in reversed(list(enumerate(chosen)))}
         return sorted(chosen, key=lambda c: (first[c.article.id], c.start))
+
+    def distinct(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """One candidate per sentence that copies of a story share (index.dedupe): else
+        a syndicated sentence fills the answer once per outlet. It is quoted from the
+        canonical copy when that one was retrieved, else from the best-scoring, and is
+        ranked by its best copy; `also` names the others."""
+        groups = self.reader.manifest.duplicates
+        if not groups:
+            return list(candidates)
+        kept: list[Candidate] = []
+        seen: dict[tuple[str, tuple[str, ...]], int] = {}
+        for cand in candidates:
+            group = groups.get(cand.article.id)
+            said = tuple(words(cand.text))
+            i = seen.get((group, said)) if group is not None and said else None
+            if i is None or kept[i].article.id == cand.article.id:
+                if group is not None and said:
+                    seen.setdefault((group, said), len(kept))
+                kept.append(cand)
+            elif cand.article.id == group and kept[i].article.id != group:
+                kept[i] = replace(cand, score=kept[i].score)
+        return kept
+
+    def also(self, article: Article, start: int, end: int) -> list[AlsoReported]:
+        """The sentence article.text[start:end] in the other copies of its story that
+        say its words, earliest first (all copies, retrieved or not)."""
+        canonical = self.reader.manifest.duplicates.get(article.id)
+        if canonical is None:
+            return []
+        text = article.text[start:end]
+        copies = []
+        for other_id in self._copies.get(canonical, []):
+            other = self.reader.articles.get(other_id)
+            if other is None or other_id == article.id:
+                continue
+            span = matching_span(text, other, self.reader.sentences(other_id))
+            if span is not None:
+                copies.append((other, span))
+        copies.sort(key=lambda found: canonical_order(found[0]))
+        return [AlsoReported.of(other, *span) for other, span in copies]
 
     def span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,
@@ -196,9 +290,9 @@ class Answerer:
             key = (cand.article.id, cand.start, cand.end)
             if key not in numbers:
                 numbers[key] = len(numbers) + 1
-                citations.append(
-                    Citation.of(numbers[key], cand.article, cand.start, cand.end, cand.score)
-                )
+                citation = Citation.of(numbers[key], cand.article, cand.start, cand.end, cand.score)
+                also = self.also(cand.article, cand.start, cand.end)
+                citations.append(citation.model_copy(update={"also": also}) if also else citation)
             sentences.append(AnswerSentence(text=cand.text, cites=[numbers[key]]))
         parts = [f"{s.text} [{s.cites[0]}]" for s in sentences]
         return Answer(
@@ -214,6 +308,11 @@ class Answerer:
             settings_hash=self.settings_hash,
             timings_ms={},
         )
+
+
+def _newest(cand: Candidate) -> tuple[bool, int]:
+    date = cand.article.date
+    return (date is None, -epoch_seconds(date) if date else 0)
 
 
 def _coverage(terms: set[str], text: str) -> float:

@@ -37,6 +37,11 @@ FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexErro
 @click.option("--until", help="Only articles published on or before this date.")
 @click.option("--source", "sources", multiple=True, help="Only articles from this source.")
 @click.option(
+    "--as-of",
+    "as_of",
+    help="Answer from the collection as it stood on this date (default: answer.as_of, today).",
+)
+@click.option(
     "--after",
     "history",
     multiple=True,
@@ -51,6 +56,7 @@ def ask(
     since: str | None,
     until: str | None,
     sources: tuple[str, ...],
+    as_of: str | None,
     history: tuple[str, ...],
     index_dir: Path | None,
     **answerer: Any,
@@ -59,7 +65,7 @@ def ask(
     if not question.strip():
         raise click.UsageError("the question is empty")
     try:
-        filters = Filters.parse(sources=sources, since=since, until=until)
+        filters = Filters.parse(sources=sources, since=since, until=until, as_of=as_of)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = settings_from(index_dir, **answerer)
@@ -81,7 +87,7 @@ def ask(
 
 def render(answer: Answer) -> str:
     """The answer, then its numbered sources: what a reader needs to check each quote."""
-    lines = [textwrap.fill(answer.answer, 88), ""]
+    lines = [textwrap.fill(_dated(answer), 88), ""]
     lines += [f"Note: {note}" for note in answer.notes]
     if answer.notes:
         lines.append("")
@@ -97,10 +103,29 @@ def render(answer: Answer) -> str:
         return "\n".join(lines)
     lines.append("Sources:")
     for c in answer.citations:
-        byline = ", ".join(x for x in (c.source, c.date, f"by {c.author}" if c.author else "") if x)
-        lines.append(f"[{c.n}] {c.title or c.article_id}" + (f" — {byline}" if byline else ""))
+        lines.append(f"[{c.n}] {c.title or c.article_id}")
+        lines.append(f"    {c.byline}")
         if c.url:
             lines.append(f"    {c.url}")
         lines.append(f"    article {c.article_id}, characters {c.start}-{c.end}:")
         lines.append(textwrap.indent(textwrap.fill(f"“{c.text}”", 84), "    "))
+        if c.also:  # copies of the story (index.dedupe); their spans are in --json
+            copies = "also reported by: " + ", ".join(a.outlet for a in c.also)
+            lines.append(textwrap.indent(textwrap.fill(copies, 84), "    "))
     return "\n".join(lines)
+
+
+def _dated(answer: Answer) -> str:
+    """The answer text; for a question about time, each cited sentence is preceded by the
+    day its article was published, outside the quote: "(2024-03-02) The bridge …"."""
+    if not answer.time_sensitive or answer.abstained:
+        return answer.answer
+    text, at = answer.answer, 0
+    for sentence in answer.sentences:
+        found = text.find(sentence.text, at)
+        if not sentence.cites or found < 0:
+            continue
+        prefix = f"({answer.days_of(sentence)}) "
+        text = text[:found] + prefix + text[found:]
+        at = found + len(prefix) + len(sentence.text)
+    return text

@@ -105,7 +105,8 @@ class LlmAnswerer:
             raise ValueError("the question is empty")
         began = time.perf_counter()
         query = standalone_question(question, history)
-        passages = self.retriever.retrieve(query, filters, k)
+        placed = self.quoter.place(question, query, filters)  # dates in it, answer.as_of
+        passages = self.retriever.retrieve(placed.query, placed.filters, k)
         if not passages:
             yield self._fallback(question, history, filters, k, "nothing was retrieved", began)
             return
@@ -126,6 +127,8 @@ class LlmAnswerer:
             note = "no sentence of the model's answer is supported by the passages it cites"
             yield self._fallback(question, history, filters, k, note, began)
             return
+        answer.time = placed.reading
+        answer.notes = [*placed.notes, *answer.notes]
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
             generate=_ms(generated_at - retrieved_at),
@@ -211,11 +214,15 @@ class LlmAnswerer:
         assert evidence is not None
         key = (evidence.article_id, evidence.start, evidence.end)
         if key not in numbers:
-            numbers[key] = len(numbers) + 1
+            numbers[key] = len(citations) + 1
             article = self.reader.articles[evidence.article_id]
-            citations.append(
-                Citation.of(numbers[key], article, evidence.start, evidence.end, judgement.score)
+            citation = Citation.of(
+                numbers[key], article, evidence.start, evidence.end, judgement.score
             )
+            also = self.quoter.also(article, evidence.start, evidence.end)
+            citations.append(citation.model_copy(update={"also": also}) if also else citation)
+            for copy in also:  # a claim resting on another copy cites this same quote
+                numbers.setdefault((copy.article_id, copy.start, copy.end), numbers[key])
         return numbers[key]
 
     def _fallback(

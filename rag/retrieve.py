@@ -6,6 +6,7 @@ combines them without having to calibrate cosine against BM25 scores.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,16 @@ _DAY = 86_400
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Which articles a question may draw on. Dates are inclusive; an undated article
-    is excluded whenever a date bound is set (it cannot be shown to be in range)."""
+    """Which articles a question may draw on. Dates are inclusive; `as_of` is one more
+    upper bound (the collection as it stood that day). An undated article cannot be
+    shown to be in range: under a date bound it is left out unless the caller lets
+    undated articles through (`retrieval.undated = "include"`)."""
 
     sources: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
     article_ids: tuple[str, ...] = ()
+    as_of: str | None = None
 
     @classmethod
     def parse(
@@ -34,6 +38,7 @@ class Filters:
         since: str | None = None,
         until: str | None = None,
         article_ids: tuple[str, ...] = (),
+        as_of: str | None = None,
     ) -> Filters:
         """Filters from user input; a date that cannot be read is a ValueError naming it."""
         return cls(
@@ -41,21 +46,23 @@ class Filters:
             since=_date_bound("since", since),
             until=_date_bound("until", until),
             article_ids=tuple(article_ids),
+            as_of=_date_bound("as-of", as_of),
         )
 
     def __bool__(self) -> bool:
-        return bool(self.sources or self.since or self.until or self.article_ids)
+        return bool(self.sources or self.article_ids or self.dated)
+
+    @property
+    def dated(self) -> bool:
+        """Whether any date bound applies (and so undated articles need a decision)."""
+        return bool(self.since or self.until or self.as_of)
 
     def _range(self) -> tuple[int | None, int | None]:
         low = epoch_seconds(self.since) if self.since else None
-        high = None
-        if self.until:
-            high = epoch_seconds(self.until)
-            if len(self.until) == 10:  # a whole day: include all of it
-                high += _DAY - 1
-        return low, high
+        highs = [_end_of(bound) for bound in (self.until, self.as_of) if bound]
+        return low, min(highs) if highs else None
 
-    def matches(self, article: Article) -> bool:
+    def matches(self, article: Article, include_undated: bool = False) -> bool:
         """The same rule as `where()`, for the BM25 leg, which filters in Python."""
         if self.sources and article.source not in self.sources:
             return False
@@ -65,25 +72,41 @@ class Filters:
         if low is None and high is None:
             return True
         if not article.date:
-            return False
+            return include_undated
         stamp = epoch_seconds(article.date)
         return (low is None or stamp >= low) and (high is None or stamp <= high)
 
-    def where(self) -> dict[str, Any] | None:
-        """The Chroma metadata filter for the dense leg."""
+    def where(self, undated_ids: Collection[str] | None = None) -> dict[str, Any] | None:
+        """The Chroma metadata filter for the dense leg.
+
+        Chroma cannot test for a missing key, and an undated chunk has no `date_ts`,
+        so undated articles let through a date bound are named by id: `undated_ids`
+        (None: they are left out, as `matches(include_undated=False)` does).
+        """
         clauses: list[dict[str, Any]] = []
         if self.sources:
             clauses.append({"source": {"$in": list(self.sources)}})
         if self.article_ids:
             clauses.append({"article_id": {"$in": list(self.article_ids)}})
         low, high = self._range()
+        dates: list[dict[str, Any]] = []
         if low is not None:
-            clauses.append({"date_ts": {"$gte": low}})
+            dates.append({"date_ts": {"$gte": low}})
         if high is not None:
-            clauses.append({"date_ts": {"$lte": high}})
+            dates.append({"date_ts": {"$lte": high}})
+        if dates and undated_ids:
+            in_range = dates[0] if len(dates) == 1 else {"$and": dates}
+            dates = [{"$or": [in_range, {"article_id": {"$in": sorted(undated_ids)}}]}]
+        clauses += dates
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _end_of(bound: str) -> int:
+    """The last second a bound covers: all of a whole day, else the instant itself."""
+    high = epoch_seconds(bound)
+    return high + _DAY - 1 if len(bound) == 10 else high
 
 
 def _date_bound(name: str, value: str | None) -> str | None:
@@ -131,10 +154,18 @@ class Retriever:
         best = sorted(fused, key=lambda c: (-fused[c], c))[:k]
         return [self._passage(c, fused[c], dense.get(c), lexical.get(c)) for c in best]
 
+    def undated(self, filters: Filters) -> list[str]:
+        """Ids of the undated articles the filters would admit but for their date bounds."""
+        if not filters.dated:
+            return []
+        articles = self.reader.articles.values()
+        return [a.id for a in articles if not a.date and filters.matches(a, include_undated=True)]
+
     def _dense(self, query: str, filters: Filters) -> dict[str, float]:
         reader = self.reader
         vector = reader.embedder.embed_query(query)
-        hits = reader.store.query(vector, self.settings.candidates, filters.where())
+        let_through = self.undated(filters) if self.settings.undated == "include" else None
+        hits = reader.store.query(vector, self.settings.candidates, filters.where(let_through))
         return {
             h.id: 1.0 - h.distance
             for h in hits
@@ -145,7 +176,9 @@ class Retriever:
         allowed = None
         if filters:
             articles = self.reader.articles.values()
-            allowed = set(self.reader.chunk_ids(a.id for a in articles if filters.matches(a)))
+            include = self.settings.undated == "include"
+            admitted = (a.id for a in articles if filters.matches(a, include))
+            allowed = set(self.reader.chunk_ids(admitted))
         return dict(self.reader.lexical.search(query, self.settings.candidates, allowed))
 
     def _passage(

@@ -178,19 +178,29 @@ def facts(text: str) -> dict[str, set[str]]:
     """Numbers (normalised: "1,200" and "1200", "two" and "2" meet) and names (capitalised
     words that do not start a sentence and are not stopwords), casefolded."""
     text = text.replace("\u2019", "'")
-    numbers = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    numbers = {value for _, value in numbers_in(text)}
     names: set[str] = set()
     for match in _WORD.finditer(text):
         word = match.group(0)
         folded = word.casefold()
         if folded in _NUMBER_WORDS:
-            numbers.add(_NUMBER_WORDS[folded])
             continue
         before = text[: match.start()].rstrip()
         starts_sentence = not before or before[-1] in '.!?:"“'
         if word[0].isupper() and not starts_sentence and folded not in STOPWORDS:
             names.add(folded.removesuffix("'s"))
     return {"number": numbers, "name": names}
+
+
+def numbers_in(text: str) -> list[tuple[int, str]]:
+    """(offset, value) of every number in the text, in order, normalised as in `facts`."""
+    found = [(m.start(), m.group(0).replace(",", "")) for m in _NUMBER.finditer(text)]
+    found += [
+        (m.start(), _NUMBER_WORDS[m.group(0).casefold()])
+        for m in _WORD.finditer(text)
+        if m.group(0).casefold() in _NUMBER_WORDS
+    ]
+    return sorted(found)
 
 
 def _words(text: str) -> set[str]:

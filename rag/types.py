@@ -15,6 +15,42 @@ from index.types import Article
 CANNOT_ANSWER = "I cannot answer that from this collection."
 
 
+class AlsoReported(BaseModel):
+    """Another copy of a cited story (index.dedupe) saying the cited sentence's words:
+    `article.text[start:end] == text` holds here too, so each copy is checkable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    article_id: str
+    title: str
+    url: str
+    date: str | None
+    source: str
+    author: str = ""
+    start: int
+    end: int
+    text: str
+
+    @classmethod
+    def of(cls, article: Article, start: int, end: int) -> AlsoReported:
+        return cls(
+            article_id=article.id,
+            title=article.title,
+            url=article.url,
+            date=article.date,
+            source=article.source,
+            author=article.author,
+            start=start,
+            end=end,
+            text=article.text[start:end],
+        )
+
+    @property
+    def outlet(self) -> str:
+        """Who else published it, and when: "Outlet B (2024-03-03)"."""
+        return f"{self.source or self.title or self.article_id} ({day(self.date)})"
+
+
 class Citation(BaseModel):
     """A quoted span: `article.text[start:end] == text`, always."""
 
@@ -31,6 +67,9 @@ class Citation(BaseModel):
     end: int
     text: str
     score: float
+    # The same sentence in the other copies of this story, earliest first: one citation
+    # stands for them all instead of quoting the sentence once per outlet.
+    also: list[AlsoReported] = []
 
     @classmethod
     def of(cls, n: int, article: Article, start: int, end: int, score: float) -> Citation:
@@ -48,6 +87,27 @@ class Citation(BaseModel):
             text=article.text[start:end],
             score=round(score, 4),
         )
+
+    @property
+    def byline(self) -> str:
+        """Who published the quote and when: "Reuters, 2024-03-02, by Jane Doe"."""
+        return byline(self.source, self.date, self.author)
+
+
+def byline(source: str, date: str | None, author: str) -> str:
+    """Outlet, day, author: the one byline text of the CLI, the JSON's readers and the chat.
+
+    The date is always there ("undated" when the article has none), since a news
+    quote without its date can be read as current; a missing outlet or author is left out.
+    """
+    author = author.strip()
+    parts = [source.strip(), day(date), f"by {author}" if author else ""]
+    return ", ".join(part for part in parts if part)
+
+
+def day(date: str | None) -> str:
+    """The calendar day of an ISO date or timestamp, in its own offset, or "undated"."""
+    return date[:10] if date else "undated"
 
 
 class AnswerSentence(BaseModel):
@@ -82,6 +142,23 @@ class Retrieved(BaseModel):
     lexical_score: float | None
 
 
+class TimeReading(BaseModel):
+    """How a question was placed in time (rag.when), kept so no date filter is silent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phrases: list[str] = []  # the words read as time and applied: "in March 2024", "latest"
+    since: str | None = None  # the range taken from the question (ISO days, inclusive)
+    until: str | None = None
+    recency: bool = False  # newer articles first among equally good answers
+    as_of: str | None = None  # the collection as it stood on this day
+
+    @property
+    def time_sensitive(self) -> bool:
+        """The question asked about a time, so each quote's date matters to the reader."""
+        return bool(self.phrases)
+
+
 class Answer(BaseModel):
     question: str
     standalone_question: str
@@ -96,3 +173,14 @@ class Answer(BaseModel):
     timings_ms: dict[str, float]
     answerer: str = "extractive"  # "llm", or "extractive" when an llm answer fell back
     notes: list[str] = []  # what a reader should know: a fallback, sentences left out
+    time: TimeReading | None = None  # dates read in the question, answer.as_of
+
+    @property
+    def time_sensitive(self) -> bool:
+        return self.time is not None and self.time.time_sensitive
+
+    def days_of(self, sentence: AnswerSentence) -> str:
+        """The publication days of the articles a sentence cites: "2024-03-02", or
+        several joined by ", "; shown before the sentence, never inside the quote."""
+        dates = {c.n: c.date for c in self.citations}
+        return ", ".join(dict.fromkeys(day(dates.get(n)) for n in sentence.cites))

@@ -490,7 +490,7 @@ def test_citation_card_is_anchored_and_links_its_title() -> None:
     assert link.attrs["target"] == "_blank"
     assert "noopener" in (link.attrs["rel"] or "").split()
     assert link.text == art.title
-    assert tree.one("div", "nd-byline").text == "Coast Times · 2024-03-02"
+    assert tree.one("div", "nd-byline").text == "Coast Times, 2024-03-02"
     start = art.text.index("six weeks")
     assert tree.one("div", "nd-where").text == where("a1", start, start + 9)
     assert mark_of(card).text == "six weeks"
@@ -521,7 +521,7 @@ def test_citation_card_escapes_title_byline_and_quote() -> None:
     tree = Tree(card)
     assert tree.one("a", "nd-title").text == "<script>x</script>"
     assert tree.one("div", "nd-byline").text == (
-        'Coast <Times> · 2024-03-02 · by <i onclick="x">Eve</i>'
+        'Coast <Times>, 2024-03-02, by <i onclick="x">Eve</i>'
     )
     assert mark_of(card).text == "<script>alert(1)</script>"
     assert tree.one("blockquote", "nd-context").text == MALICIOUS
@@ -530,7 +530,7 @@ def test_citation_card_escapes_title_byline_and_quote() -> None:
 def test_citation_card_byline_skips_missing_parts() -> None:
     art = article(date=None, source="", author="Ann")
     card = citation_card(cite(1, art, "Monday"), art, turn=0)
-    assert Tree(card).one("div", "nd-byline").text == "by Ann"
+    assert Tree(card).one("div", "nd-byline").text == "undated, by Ann"  # said, not left out
 
 
 def test_citation_card_title_falls_back_to_the_article_id() -> None:
@@ -606,7 +606,7 @@ def test_related_card_is_badged_and_links_nothing_to_cite() -> None:
     assert "id" not in tree.one("div", "nd-source").attrs
     assert tree.one("a", "nd-title").attrs["href"] == art.url
     assert tree.one("blockquote", "nd-context").text == art.text
-    assert tree.one("div", "nd-byline").text == "Coast Times · 2024-03-02"
+    assert tree.one("div", "nd-byline").text == "Coast Times, 2024-03-02"
     assert tree.one("div", "nd-where").text == where("a1", 0, len(art.text))
 
 
@@ -850,3 +850,26 @@ def test_streaming_text_is_escaped() -> None:
     markup = streaming_html("Partial <img src=x onerror=alert(1)> [1")
     assert_inert(markup)
     assert "<img src=x" in Tree(markup).text
+
+
+def test_a_timeline_orders_the_cited_passages_by_publication() -> None:
+    later = article("later", "Officials said 17 passengers died.", date="2024-03-09", source="Post")
+    first = article("first", "Rescuers said 12 passengers died.", date="2024-03-02")
+    undated = article("undated", "The ferry was built in 1990.", date=None, source="Archive")
+    answer = make_answer(
+        sentences=[("x", [1, 2, 3])],
+        citations=[
+            cite(1, later, "Officials said 17 passengers died."),
+            cite(2, undated, "The ferry was built in 1990."),
+            cite(3, first, "Rescuers said 12 passengers died."),
+        ],
+    )
+    shown = sources_html([answer], None, {a.id: a for a in (later, first, undated)})
+    assert_inert(shown)
+    timeline = shown[shown.index('class="nd-timeline"') : shown.index("</ol>")]
+    assert [timeline.index(f"[{n}]") for n in (3, 1, 2)] == sorted(
+        timeline.index(f"[{n}]") for n in (3, 1, 2)
+    )
+    assert "2024&#45;03&#45;02" in timeline and "undated" in timeline  # escaped like all text
+    one_day = make_answer(sentences=[("x", [1])], citations=[cite(1, first, "Rescuers said")])
+    assert "nd-timeline" not in sources_html([one_day], None, {"first": first})

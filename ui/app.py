@@ -96,6 +96,11 @@ def build_page(service: ChatService) -> Page:
                         with gr.Row():
                             since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD")
                             until = gr.Textbox(label="Until date", placeholder="YYYY-MM-DD")
+                            as_of = gr.Textbox(
+                                label="As of",
+                                placeholder="YYYY-MM-DD: the collection as it stood then",
+                                elem_id="nd-as-of",
+                            )
                     new_chat = gr.Button("New conversation", elem_id="nd-new", size="sm")
                 with gr.Column(scale=2):
                     panel = gr.HTML(sources_html([], None, {}), elem_id="nd-sources")
@@ -132,6 +137,7 @@ def build_page(service: ChatService) -> Page:
             chosen: list[str] | None,
             low: str | None,
             high: str | None,
+            day: str | None = None,
         ) -> Iterator[tuple[Messages, str, str, list[Answer]]]:
             text = (text or "").strip()
             if not text:
@@ -145,7 +151,9 @@ def build_page(service: ChatService) -> Page:
                 yield messages, gr.skip(), shown, turns
                 return
             try:
-                filters = Filters.parse(tuple(chosen or ()), _given(low), _given(high))
+                filters = Filters.parse(
+                    tuple(chosen or ()), _given(low), _given(high), as_of=_given(day)
+                )
             except ValueError as exc:
                 raise gr.Error(str(exc)) from exc
             messages = [*messages, _user(text), _bot(pending_html("Searching the collection…"))]
@@ -203,7 +211,7 @@ def build_page(service: ChatService) -> Page:
 
         index_outputs = [notice, status, source_filter, attribution]
         blocks.load(refresh, outputs=index_outputs)
-        asked = [question, chat, answers, source_filter, since, until]
+        asked = [question, chat, answers, source_filter, since, until, as_of]
         shown = [chat, question, panel, answers]
         # Named, so scripts and tests can ask over HTTP (gradio_client, /gradio_api/call/ask).
         gr.on([question.submit, ask.click], respond, asked, shown, api_name="ask")

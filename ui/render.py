@@ -15,8 +15,9 @@ import html
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
+from index.dates import order_key
 from index.types import Article
-from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved
+from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved, byline, day
 
 # Characters Markdown (or the chat's LaTeX) could read as syntax, as references.
 _MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~$"}
@@ -106,7 +107,12 @@ def answer_html(answer: Answer, turn: int, note: str = "") -> str:
             if badge
             else ""
         )
-        parts.append(f"{escape(sentence.text)}{marks}{flag}")
+        day = (
+            f'<span class="nd-day">({escape(answer.days_of(sentence))})</span> '
+            if answer.time_sensitive and sentence.cites
+            else ""
+        )
+        parts.append(f"{day}{escape(sentence.text)}{marks}{flag}")
     notes = "".join(f'<span class="nd-meta nd-note">{escape(n)}</span>' for n in answer.notes)
     made = (
         '<span class="nd-meta nd-generated">Written by a language model; each sentence was '
@@ -174,11 +180,6 @@ def _title_html(title: str, url: str) -> str:
     )
 
 
-def _byline(source: str, date: str | None, author: str) -> str:
-    parts = [source, date or "", f"by {author}" if author else ""]
-    return escape(" · ".join(p for p in parts if p))
-
-
 def citation_card(citation: Citation, article: Article | None, turn: int) -> str:
     c = citation
     body = (
@@ -191,11 +192,32 @@ def citation_card(citation: Citation, article: Article | None, turn: int) -> str
         f"{span_data(c.article_id, c.start, c.end)}>"
         f'<div class="nd-head"><span class="nd-n">[{c.n}]</span> '
         f"{_title_html(c.title or c.article_id, c.url)}</div>"
-        f'<div class="nd-byline">{_byline(c.source, c.date, c.author)}</div>'
+        f'<div class="nd-byline">{escape(c.byline)}</div>'
         f'<blockquote class="nd-context">{body}</blockquote>'
         f'<div class="nd-where">article {escape(c.article_id)}, '
-        f"characters {c.start}&ndash;{c.end}</div></div>"
+        f"characters {c.start}&ndash;{c.end}</div>{_also_html(c)}</div>"
     )
+
+
+def _also_html(citation: Citation) -> str:
+    """The other copies of the quoted story (index.dedupe), each outlet linked to its
+    article and carrying its own span, so every copy stays as checkable as the quote."""
+    if not citation.also:
+        return ""
+    copies = []
+    for copy in citation.also:
+        name = escape(copy.outlet)
+        link = safe_url(copy.url)
+        if link is not None:
+            name = (
+                f'<a href="{html.escape(link, quote=True)}" target="_blank" '
+                f'rel="noopener noreferrer nofollow">{name}</a>'
+            )
+        copies.append(
+            f'<span class="nd-copy" {span_data(copy.article_id, copy.start, copy.end)}>'
+            f"{name}</span>"
+        )
+    return f'<div class="nd-also">also reported by: {", ".join(copies)}</div>'
 
 
 def related_card(passage: Retrieved, article: Article | None) -> str:
@@ -203,13 +225,13 @@ def related_card(passage: Retrieved, article: Article | None) -> str:
     if len(text) > _RELATED_CHARS:
         text = text[: text.rfind(" ", 0, _RELATED_CHARS) + 1 or _RELATED_CHARS] + "…"
     url = article.url if article is not None else ""
-    byline = _byline(article.source, article.date, article.author) if article else ""
+    shown = escape(byline(article.source, article.date, article.author)) if article else ""
     return (
         '<div class="nd-source nd-related" '
         f"{span_data(passage.article_id, passage.start, passage.end)}>"
         f'<div class="nd-head"><span class="nd-badge">related, not cited</span> '
         f"{_title_html(passage.title or passage.article_id, url)}</div>"
-        f'<div class="nd-byline">{byline}</div>'
+        f'<div class="nd-byline">{shown}</div>'
         f'<blockquote class="nd-context">{escape(text)}</blockquote>'
         f'<div class="nd-where">article {escape(passage.article_id)}, '
         f"characters {passage.start}&ndash;{passage.end}</div></div>"
@@ -238,7 +260,8 @@ def sources_html(
             ]
             heading = f"Related to “{escape(answer.question)}” (nothing cited)"
         else:
-            cards = [citation_card(c, articles.get(c.article_id), turn) for c in answer.citations]
+            cards = [timeline_html(answer, turn)]
+            cards += [citation_card(c, articles.get(c.article_id), turn) for c in answer.citations]
         body = "".join(cards) or '<div class="nd-sources-empty">No passages matched.</div>'
         # The index state the answer came from: the texts its spans are offsets into.
         state = f'data-index-version="{escape(answer.index_version)}"'
@@ -247,6 +270,29 @@ def sources_html(
             f'<div class="nd-turn-head">{heading}</div>{body}</section>'
         )
     return "".join(sections)
+
+
+def timeline_html(answer: Answer, turn: int) -> str:
+    """The cited passages in the order they were published, when they span more than
+    one day: how a developing story developed, and which quote is the newest. Undated
+    ones come last."""
+    if len({day(c.date) for c in answer.citations if c.date}) < 2:
+        return ""
+    ordered = sorted(answer.citations, key=lambda c: (order_key(c.date), c.n))
+    items = "".join(
+        f'<li><span class="nd-when">{escape(day(c.date))}</span> '
+        f'<a class="nd-timeline-n" href="#{source_anchor(turn, c.n)}">[{c.n}]</a> '
+        f"{escape(c.source or c.title or c.article_id)}: “{escape(_clip(c.text))}”</li>"
+        for c in ordered
+    )
+    return (
+        '<div class="nd-timeline"><div class="nd-timeline-head">Timeline</div>'
+        f"<ol>{items}</ol></div>"
+    )
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _distinct(passages: Sequence[Retrieved], limit: int = 3) -> list[Retrieved]:
