@@ -212,6 +212,10 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     indexer = Indexer(settings)
     indexer.embedder.embed_query("load the model")
     chroma_client(settings)
+    # Start from the article as the corpus has it: a previous run left its last case in.
+    original = args.index_dir.parent / "original.jsonl"
+    original.write_text(json.dumps(median) + "\n", encoding="utf-8")
+    indexer.update([original])
     result: dict[str, Any] = {}
     for name, record in cases.items():
         changed = args.index_dir.parent / f"{name}.jsonl"
