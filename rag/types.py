@@ -6,7 +6,7 @@ anyone can re-check its citations later against the exact index it came from.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,9 +15,8 @@ from index.types import Article
 CANNOT_ANSWER = "I cannot answer that from this collection."
 
 
-class AlsoReported(BaseModel):
-    """Another copy of a cited story (index.dedupe) saying the cited sentence's words:
-    `article.text[start:end] == text` holds here too, so each copy is checkable."""
+class Quote(BaseModel):
+    """A span of an article with its byline: `article.text[start:end] == text`, always."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,19 +30,29 @@ class AlsoReported(BaseModel):
     end: int
     text: str
 
+    @staticmethod
+    def fields_of(article: Article, start: int, end: int) -> dict[str, Any]:
+        """The quote's fields for article.text[start:end]: the one place they are read."""
+        return {
+            "article_id": article.id,
+            "title": article.title,
+            "url": article.url,
+            "date": article.date,
+            "source": article.source,
+            "author": article.author,
+            "start": start,
+            "end": end,
+            "text": article.text[start:end],
+        }
+
+
+class AlsoReported(Quote):
+    """Another copy of a cited story (index.dedupe) saying the cited sentence's words,
+    as checkable as the citation itself."""
+
     @classmethod
     def of(cls, article: Article, start: int, end: int) -> AlsoReported:
-        return cls(
-            article_id=article.id,
-            title=article.title,
-            url=article.url,
-            date=article.date,
-            source=article.source,
-            author=article.author,
-            start=start,
-            end=end,
-            text=article.text[start:end],
-        )
+        return cls(**cls.fields_of(article, start, end))
 
     @property
     def outlet(self) -> str:
@@ -51,21 +60,10 @@ class AlsoReported(BaseModel):
         return f"{self.source or self.title or self.article_id} ({day(self.date)})"
 
 
-class Citation(BaseModel):
-    """A quoted span: `article.text[start:end] == text`, always."""
-
-    model_config = ConfigDict(frozen=True)
+class Citation(Quote):
+    """Quote number n of an answer."""
 
     n: int
-    article_id: str
-    title: str
-    url: str
-    date: str | None
-    source: str
-    author: str = ""
-    start: int
-    end: int
-    text: str
     score: float
     # The same sentence in the other copies of this story, earliest first: one citation
     # stands for them all instead of quoting the sentence once per outlet.
@@ -74,19 +72,7 @@ class Citation(BaseModel):
     @classmethod
     def of(cls, n: int, article: Article, start: int, end: int, score: float) -> Citation:
         """Citation n of article.text[start:end], with the article's byline."""
-        return cls(
-            n=n,
-            article_id=article.id,
-            title=article.title,
-            url=article.url,
-            date=article.date,
-            source=article.source,
-            author=article.author,
-            start=start,
-            end=end,
-            text=article.text[start:end],
-            score=round(score, 4),
-        )
+        return cls(n=n, score=round(score, 4), **cls.fields_of(article, start, end))
 
     @property
     def byline(self) -> str:
