@@ -289,3 +289,63 @@ def test_a_generated_answer_is_checked_before_it_is_shown(
     # The chat asked the model once; the prompt carried the keyed passages.
     chat_requests = [r for r in llm.requests if "Secretary General" in r["messages"][-1]["content"]]
     assert len(chat_requests) == 2 and chat_requests[1]["stream"] is True
+
+
+FERRY_STORY = (
+    "A ferry capsized in a storm off the coast on Friday. Rescuers said 12 passengers died "
+    "in the accident. The search continued overnight."
+)
+DEVELOPING = [
+    {
+        "id": "coast",
+        "title": "Ferry capsizes in storm",
+        "source": "Coast Times",
+        "date": "2024-03-02",
+        "author": "Ann Lee",
+        "text": FERRY_STORY,
+    },
+    {
+        "id": "wire",
+        "title": "Ferry capsizes",
+        "source": "Daily Wire",
+        "date": "2024-03-03",
+        "text": FERRY_STORY,
+    },
+    {
+        "id": "valley",
+        "title": "Ferry disaster toll revised",
+        "source": "Valley Post",
+        "date": "2024-03-09",
+        "text": "A week after the ferry capsized, officials said 17 "
+        "passengers died in the accident. An inquiry into the ship's safety opened on Monday.",
+    },
+]
+
+
+def test_a_developing_story_shows_bylines_copies_disagreement_and_timeline(
+    browser: Browser, embedder: Any, tmp_path: Path
+) -> None:
+    from index.build import Indexer
+
+    settings = Settings(index_dir=tmp_path / "ix")
+    Indexer(settings, embedder).build([write_jsonl(tmp_path / "ferry.jsonl", DEVELOPING)])
+    server = start_chat(settings.index_dir, tmp_path / "chat.log")
+    try:
+        page = browser.page
+        page.goto(server.url)
+        page.wait_for_selector("#nd-question textarea")
+        ask(page, "How many passengers died when the ferry capsized?")
+        answer = page.locator("#nd-chat .nd-answer").last.inner_text()
+        assert "Sources disagree on the number of passengers: 12 (Coast Times, 2024-03-02" in answer
+        assert "vs 17 (Valley Post, 2024-03-09" in answer
+        sources = page.locator("#nd-sources")
+        timeline = sources.locator(".nd-timeline li").all_inner_texts()
+        days = [t[:10] for t in timeline]
+        assert days == sorted(days) and {days[0], days[-1]} == {"2024-03-02", "2024-03-09"}
+        assert "Coast Times, 2024-03-02, by Ann Lee" in sources.inner_text()
+        also = sources.locator(".nd-also").all_inner_texts()
+        assert len(also) == 1 and "Daily Wire (2024-03-03)" in also[0]  # one copy, not two
+        page.screenshot(path=str(ARTIFACTS / "chat-news.png"))
+        assert browser.external == []
+    finally:
+        stop(server)
