@@ -13,6 +13,10 @@ sets, so no pair below the threshold is ever grouped. The bands are chosen so a 
 at the threshold is proposed with probability >= 0.999 (`lsh_bands`): datasketch's own
 optimum would miss over half of them. The seed is fixed, so the same articles always
 give the same groups.
+
+Sentences are near-duplicates too (`Said`): a copy often re-edits a word or two of a
+sentence, which is still the one fact, to quote once; a changed number, day or "not"
+makes it another fact, quoted on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,6 +43,18 @@ SEED = 1
 RECALL_AT_THRESHOLD = 0.999  # least chance that LSH proposes a pair right at the threshold
 _WORD = re.compile(r"\w+")
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: the multiplier of a shingle's word hashes
+SENTENCE_RATIO = 0.8  # two words changed in a 20-word sentence give 0.9; in 10 words, 0.8
+FUZZY_MIN_WORDS = 8  # shorter sentences match only word for word
+_SMALL_NUMBERS = """zero one two three four five six seven eight nine ten eleven twelve
+    thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"""
+_NUMBER_WORDS = {word: str(n) for n, word in enumerate(_SMALL_NUMBERS.split())}
+# Words a light edit must not change besides numbers. "t" ends "didn't" (`words` splits
+# at apostrophes); "may" is no month here: as a verb it is a common light edit ("could").
+_FACTS = """thirty forty fifty sixty seventy eighty ninety hundred thousand million billion
+    dozen monday tuesday wednesday thursday friday saturday sunday yesterday today tomorrow
+    january february march april june july august september october november december
+    no not never nor none nobody nothing neither nowhere cannot without t"""
+_FACT_WORDS = frozenset(_FACTS.split()) | _NUMBER_WORDS.keys()
 
 
 def words(text: str) -> list[str]:
@@ -187,23 +205,94 @@ def members(duplicates: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def same_sentence(a: str, b: str) -> bool:
-    """Whether two sentences say the same words. Only typography may differ: a sentence
-    with any word changed may differ in fact (a number, a "not"), so it is not hidden
-    behind another copy but quoted on its own."""
-    return words(a) == words(b)
+    """Whether two sentences say the same thing (`Said.likeness`)."""
+    return Said.of(a).same(Said.of(b))
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A sentence read once for many comparisons: rag.answer compares every candidate
+    sentence with the others of its story on every answer."""
+
+    words: tuple[str, ...]
+    facts: tuple[str, ...]  # numbers (small ones in words as digits), days, months, negations
+    vocabulary: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Said:
+        tokens = tuple(words(text))
+        facts = (_NUMBER_WORDS.get(t, t) for t in tokens if t in _FACT_WORDS or t[0].isdigit())
+        return cls(tokens, tuple(facts), frozenset(tokens))
+
+    def same(self, other: Said) -> bool:
+        return self.likeness(other) > 0
+
+    def likeness(self, other: Said) -> float:
+        """The one definition of a near-duplicate sentence: 1.0 word for word, at least
+        SENTENCE_RATIO for the same thing in other words, 0.0 for anything else.
+
+        Typography never counts. A copy editor's light touch ("said" for "announced", a
+        word dropped) keeps the fact, so word sequences alike by SequenceMatcher's ratio
+        match, but only from FUZZY_MIN_WORDS words ("He said no." is not "She said
+        yes."), and only with the same numbers, days, months and negations in the same
+        order: "killed 12" and "killed 15", "will" and "will not", are different facts
+        however alike the rest (rag.conflicts quotes such sources side by side).
+        """
+        a, b = self.words, other.words
+        if a == b:
+            return 1.0 if a else 0.0  # no words say nothing
+        least = SENTENCE_RATIO * (len(a) + len(b)) / 2  # words that must match
+        if min(len(a), len(b)) < max(FUZZY_MIN_WORDS, least) or self.facts != other.facts:
+            return 0.0  # too short to tell, too unequal in length, or another fact
+        # A word missing from the other sentence matches nothing there: a bound on the
+        # ratio from one set intersection, which passes over most unrelated sentences.
+        shared = len(self.vocabulary & other.vocabulary)
+        repeats = min(len(a) - len(self.vocabulary), len(b) - len(other.vocabulary))
+        if shared + repeats < least:
+            return 0.0
+        ratio = SequenceMatcher(None, a, b, autojunk=False).ratio()
+        return ratio if ratio >= SENTENCE_RATIO else 0.0
+
+
+class Heard:
+    """Sentences met so far, by story (a group of copies, or one article), each with a
+    key: which of them a new sentence says again. rag.answer asks this of every
+    candidate sentence of every answer, so a sentence is compared only with those of
+    its own story giving the same facts (no other can match), and word for word by one
+    look-up first."""
+
+    def __init__(self) -> None:
+        self._exact: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._alike: dict[tuple[str, tuple[str, ...]], list[tuple[Said, int]]] = {}
+
+    def find(self, story: str, said: Said) -> int | None:
+        """The key of the first sentence of `story` saying what `said` says, if any."""
+        key = self._exact.get((story, said.words))
+        if key is not None:
+            return key
+        alike = self._alike.get((story, said.facts), [])
+        return next((k for other, k in alike if said.same(other)), None)
+
+    def add(self, story: str, said: Said, key: int) -> None:
+        if said.words and (story, said.words) not in self._exact:
+            self._exact[(story, said.words)] = key
+            self._alike.setdefault((story, said.facts), []).append((said, key))
 
 
 def matching_span(
     sentence: str, article: Article, spans: Sequence[tuple[int, int]]
 ) -> tuple[int, int] | None:
-    """The first of `spans` (sentence spans of `article`) that says `sentence`'s words."""
-    wanted = words(sentence)
-    if not wanted:
-        return None
+    """Of `spans` (sentence spans of `article`), the one saying `sentence` (`Said`) most
+    nearly word for word (the first of equals), or None."""
+    wanted = Said.of(sentence)
+    best: tuple[float, tuple[int, int]] | None = None
     for start, end in spans:
-        if words(article.text[start:end]) == wanted:
+        likeness = wanted.likeness(Said.of(article.text[start:end]))
+        if likeness == 1.0:
             return start, end
-    return None
+        if likeness > 0 and (best is None or likeness > best[0]):
+            best = (likeness, (start, end))
+    return best[1] if best else None
 
 
 class _Vocabulary(dict[str, int]):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from index.dates import epoch_seconds
-from index.dedupe import canonical_order, matching_span, members, words
+from index.dedupe import Heard, Said, canonical_order, matching_span, members, words
 from index.lexical import tokenize
 from index.reader import IndexReader
 from index.types import Article
@@ -200,30 +200,34 @@ class Answerer:
         return sorted(chosen, key=lambda c: (first[c.article.id], c.start))
 
     def distinct(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """One candidate per sentence that copies of a story share (index.dedupe): else
-        a syndicated sentence fills the answer once per outlet. It is quoted from the
-        canonical copy when that one was retrieved, else from the best-scoring, and is
-        ranked by its best copy; `also` names the others."""
+        """One candidate per thing said (index.dedupe.Said): else a syndicated sentence
+        is quoted once per outlet, lightly edited or not, and a lead that an article
+        repeats lower down is quoted twice. Across copies of a story it is quoted from
+        the canonical copy when that one was retrieved, else from the best-scoring, and
+        is ranked by its best copy; `also` names the others. Within one article the
+        better-scoring stays. A sentence meets only those of its own story (its copies,
+        or its article alone), never all pairs: this runs on every answer."""
+
         groups = self.reader.manifest.duplicates
-        if not groups:
-            return list(candidates)
         kept: list[Candidate] = []
-        seen: dict[tuple[str, tuple[str, ...]], int] = {}
+        heard = Heard()  # keyed by index in kept
         for cand in candidates:
-            group = groups.get(cand.article.id)
-            said = tuple(words(cand.text))
-            i = seen.get((group, said)) if group is not None and said else None
-            if i is None or kept[i].article.id == cand.article.id:
-                if group is not None and said:
-                    seen.setdefault((group, said), len(kept))
+            story = groups.get(cand.article.id, cand.article.id)  # a lone article: itself
+            said = Said.of(cand.text)
+            i = heard.find(story, said)
+            if i is None:
+                i = len(kept)
                 kept.append(cand)
-            elif cand.article.id == group and kept[i].article.id != group:
+            elif cand.article.id == story and kept[i].article.id != story:
                 kept[i] = replace(cand, score=kept[i].score)
+            heard.add(story, said, i)
         return kept
 
     def also(self, article: Article, start: int, end: int) -> list[AlsoReported]:
-        """The sentence article.text[start:end] in the other copies of its story that
-        say its words, earliest first (all copies, retrieved or not)."""
+        """What article.text[start:end] says, in the other copies of its story that say
+        it (index.dedupe.matching_span), earliest first, all copies, retrieved or not.
+        A copy saying it in other words is marked reworded: its span is exact, its text
+        differs from the quote's."""
         canonical = self.reader.manifest.duplicates.get(article.id)
         if canonical is None:
             return []
@@ -237,7 +241,11 @@ class Answerer:
             if span is not None:
                 copies.append((other, span))
         copies.sort(key=lambda found: canonical_order(found[0]))
-        return [AlsoReported.of(other, *span) for other, span in copies]
+        said = words(text)
+        return [
+            AlsoReported.of(other, s, e, reworded=words(other.text[s:e]) != said)
+            for other, (s, e) in copies
+        ]
 
     def span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,

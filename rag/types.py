@@ -47,17 +47,23 @@ class Quote(BaseModel):
 
 
 class AlsoReported(Quote):
-    """Another copy of a cited story (index.dedupe) saying the cited sentence's words,
+    """Another copy of a cited story (index.dedupe) saying what the cited sentence says,
     as checkable as the citation itself."""
 
+    # Said in other words (index.dedupe.same_sentence: a light edit, never another number
+    # or a "not"): its span holds a different text from the quote's, and the reader is told.
+    reworded: bool = False
+
     @classmethod
-    def of(cls, article: Article, start: int, end: int) -> AlsoReported:
-        return cls(**cls.fields_of(article, start, end))
+    def of(cls, article: Article, start: int, end: int, reworded: bool = False) -> AlsoReported:
+        return cls(reworded=reworded, **cls.fields_of(article, start, end))
 
     @property
     def outlet(self) -> str:
-        """Who else published it, and when: "Outlet B (2024-03-03)"."""
-        return f"{self.source or self.title or self.article_id} ({day(self.date)})"
+        """Who else published it, and when, for the CLI and the chat alike:
+        "Outlet B (2024-03-03)", or "Outlet B (2024-03-03, reworded)"."""
+        when = f"{day(self.date)}, reworded" if self.reworded else day(self.date)
+        return f"{self.source or self.title or self.article_id} ({when})"
 
 
 class Citation(Quote):
@@ -65,8 +71,8 @@ class Citation(Quote):
 
     n: int
     score: float
-    # The same sentence in the other copies of this story, earliest first: one citation
-    # stands for them all instead of quoting the sentence once per outlet.
+    # The same sentence, or a lightly reworded one, in the other copies of this story,
+    # earliest first: one citation stands for them all instead of one per outlet.
     also: list[AlsoReported] = []
 
     @classmethod

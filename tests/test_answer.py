@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from index.build import Indexer
+from index.dedupe import same_sentence
 from index.embed import Embedder
 from index.reader import IndexReader
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import Answerer, Candidate
 from rag.retrieve import Filters
 from rag.types import CANNOT_ANSWER, Answer
+from tests.conftest import make_settings, write_jsonl
+from tests.test_dedupe import LEAD, TREATED, VALLEY_LEAD, WIRE_LEAD, WIRE_TREATED, reworded
 
 SEED = "000_15af5051488cbce4"
 
@@ -121,3 +128,122 @@ def test_llama_index_retriever_and_query_engine(answerer: Answerer):
     for node, citation in zip(response.source_nodes, answer.citations, strict=True):
         assert node.node.get_content() == citation.text
         assert (node.node.start_char_idx, node.node.end_char_idx) == (citation.start, citation.end)
+
+
+# -- the same sentence quoted once (index.dedupe.Said) ---------------------------------------
+
+LIBRARY_LEAD = (
+    "The city library on Market Street will reopen next month after a two-year renovation "
+    "that cost the council nine million pounds, its director said."
+)
+LIBRARY_HOURS = (
+    "Opening hours will be longer than before the works, with the doors open until eight "
+    "in the evening on weekdays and until five at weekends."
+)
+LIBRARY = {
+    "id": "library",
+    "title": "Library to reopen",
+    "date": "2024-04-02",
+    "source": "Coast Times",
+    "text": "\n\n".join(
+        [
+            LIBRARY_LEAD,
+            "The building has a new roof, a cafe and a children's floor with room for "
+            "story readings, and the reading room has been restored to its original design.",
+            LIBRARY_HOURS,
+            # The lead again lower down, one word changed: no second quote for it.
+            LIBRARY_LEAD.replace("its director", "the director"),
+        ]
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def copies(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Answerer:
+    """An index holding one story in three outlets, lightly re-edited, and a lone article
+    that repeats its lead in other words."""
+    root = tmp_path_factory.mktemp("copies")
+    source = write_jsonl(root / "news.jsonl", [*reworded(), LIBRARY])
+    settings = make_settings(root / "ix")
+    Indexer(settings, embedder).build([source])
+    return Answerer(IndexReader(settings, embedder), settings)
+
+
+def candidate(answerer: Answerer, article_id: str, sentence: str, score: float) -> Candidate:
+    """The sentence's first occurrence in the article as a candidate with this score."""
+    article = answerer.reader.articles[article_id]
+    start = article.text.index(sentence)
+    return Candidate(article, start, start + len(sentence), rank=1, context=start, score=score)
+
+
+def said(cands: list[Candidate]) -> list[tuple[str, str, float]]:
+    return [(c.article.id, c.text, c.score) for c in cands]
+
+
+def test_a_reworded_sentence_is_kept_once_from_the_canonical_copy(copies: Answerer) -> None:
+    cands = [
+        candidate(copies, "fire-valley", VALLEY_LEAD, 0.9),
+        candidate(copies, "fire-wire", WIRE_TREATED, 0.8),
+        candidate(copies, "fire-wire", WIRE_LEAD, 0.7),
+        candidate(copies, "fire-coast", LEAD, 0.6),
+        candidate(copies, "fire-coast", TREATED, 0.5),
+    ]
+    # The lead once, from the canonical copy, ranked by its best copy; 12 and 15 apart.
+    assert said(copies.distinct(cands)) == [
+        ("fire-coast", LEAD, 0.9),
+        ("fire-wire", WIRE_TREATED, 0.8),
+        ("fire-coast", TREATED, 0.5),
+    ]
+    without_canonical = [c for c in cands if c.article.id != "fire-coast"]
+    assert said(copies.distinct(without_canonical)) == [
+        ("fire-valley", VALLEY_LEAD, 0.9),
+        ("fire-wire", WIRE_TREATED, 0.8),
+    ]
+    also = copies.also(without_canonical[0].article, cands[0].start, cands[0].end)
+    assert [(a.article_id, a.text, a.reworded) for a in also] == [
+        ("fire-coast", LEAD, True),
+        ("fire-wire", WIRE_LEAD, True),
+    ]
+    for copy in also:
+        assert copies.reader.articles[copy.article_id].text[copy.start : copy.end] == copy.text
+
+
+def test_an_article_repeating_a_sentence_in_other_words_is_quoted_once(copies: Answerer) -> None:
+    repeat = LIBRARY_LEAD.replace("its director", "the director")
+    lead = candidate(copies, "library", LIBRARY_LEAD, 0.6)
+    again = candidate(copies, "library", repeat, 0.7)
+    hours = candidate(copies, "library", LIBRARY_HOURS, 0.65)
+    assert said(copies.distinct([again, hours, lead])) == [
+        ("library", repeat, 0.7),
+        ("library", LIBRARY_HOURS, 0.65),
+    ]
+    assert copies.also(lead.article, lead.start, lead.end) == []  # no copies, no "also"
+
+    answer = copies.ask("When will the city library on Market Street reopen?")
+    assert not answer.abstained
+    assert_citations_are_exact(answer, copies)
+    assert sum(same_sentence(c.text, LIBRARY_LEAD) for c in answer.citations) == 1, answer.answer
+
+
+def test_distinct_costs_little_on_a_long_candidate_list(
+    answerer: Answerer, copies: Answerer
+) -> None:
+    """distinct runs on every answer: 300 candidates, a story's three copies among them,
+    must not be compared pair by pair with SequenceMatcher (that took about a second)."""
+    rng = random.Random(17)
+    cands = []
+    for article_id in ("fire-coast", "fire-valley", "fire-wire"):
+        article = copies.reader.articles[article_id]
+        for start, end in copies.reader.sentences(article_id):
+            cands.append(Candidate(article, start, end, rank=1, context=start))
+    longest = sorted(answerer.reader.articles.values(), key=lambda a: -len(a.text))
+    for article in longest:
+        for start, end in answerer.reader.sentences(article.id)[:30]:
+            cands.append(Candidate(article, start, end, rank=1, context=start))
+    cands = sorted((replace(c, score=rng.random()) for c in cands[:300]), key=lambda c: -c.score)
+    assert len(cands) == 300
+    began = time.process_time()
+    kept = copies.distinct(cands)
+    took = time.process_time() - began
+    assert 270 <= len(kept) < 300
+    assert took < 0.25, f"distinct took {took:.3f} s over 300 candidates"

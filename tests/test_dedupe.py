@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -388,3 +389,173 @@ def test_an_update_regroups_only_what_it_touched_and_agrees_with_a_full_regroup(
         expected = find_duplicates([article(r) for r in step], settings.dedupe.threshold)
         assert manifest.duplicates == expected
     assert set(manifest.duplicates) == {"coast-1", "valley-7", "wire-3"}
+
+
+# -- the same sentence in other words (issue 17) --------------------------------------------
+
+LEAD = (
+    "A fire that swept through a timber warehouse on the edge of Port Ellis on Friday "
+    "night forced the evacuation of more than two hundred homes, the fire service said."
+)
+TREATED = (
+    "Two firefighters were taken to hospital with minor burns and 12 people were treated "
+    "for smoke inhalation at the scene, according to the ambulance service."
+)
+FIRE = [
+    LEAD,
+    "Crews from four stations fought the blaze for most of the night, and the last of the "
+    "flames were put out shortly after dawn on Saturday morning.",
+    TREATED,
+    "Residents of the streets nearest the warehouse were taken by bus to a sports hall in "
+    "the town centre, where the council set up beds and served hot meals.",
+    "The owner of the warehouse, a family business that has sold timber and building "
+    "supplies in the town for three generations, said the stock could not be saved.",
+    "Police closed the coast road between the harbour and the industrial estate, and "
+    "drivers were told to expect delays until the site has been made safe.",
+    "Investigators will begin work at the site once the remains of the building have "
+    "cooled, and the cause of the fire is not yet known, the fire service said.",
+    "Neighbours described hearing a series of loud bangs shortly before midnight, followed "
+    "by thick black smoke that could be seen from the other side of the bay.",
+    "The council said residents would be allowed to return to their homes on Saturday "
+    "afternoon once air quality checks had been completed by its environmental team.",
+    "A collection for families who lost belongings in the smoke has been set up at the "
+    "sports hall, and local shops have offered to donate food and clothing.",
+]
+# Two words of the lead changed in each re-edit; the wire's later copy also gives another
+# count of the people treated, a different fact however alike the sentence.
+VALLEY_LEAD = LEAD.replace("swept through", "tore through").replace("forced", "prompted")
+WIRE_LEAD = LEAD.replace("timber", "lumber").replace("service said", "service reported")
+WIRE_TREATED = TREATED.replace("12 people", "15 people")
+
+
+def reworded() -> list[dict[str, Any]]:
+    """One story in three outlets, the two later ones lightly re-edited; plus two others."""
+    valley = [VALLEY_LEAD, *FIRE[1:]]
+    wire = [WIRE_LEAD, FIRE[1], WIRE_TREATED, *FIRE[3:]]
+    outlets = [
+        ("fire-coast", "Coast Times", "2024-03-02", FIRE),
+        ("fire-valley", "Valley Post", "2024-03-03", valley),
+        ("fire-wire", "Daily Wire", "2024-03-03T09:30:00+00:00", wire),
+    ]
+    return [
+        {
+            "id": id_,
+            "title": "Warehouse fire forces evacuation",
+            "date": date,
+            "source": source,
+            "url": f"https://{id_}.example/",
+            "text": "\n\n".join(paragraphs),
+        }
+        for id_, source, date, paragraphs in outlets
+    ] + [NEWS[1], NEWS[2]]
+
+
+def test_a_lightly_edited_sentence_says_the_same_thing() -> None:
+    assert same_sentence(LEAD, VALLEY_LEAD) and same_sentence(LEAD, WIRE_LEAD)
+    assert same_sentence(VALLEY_LEAD, WIRE_LEAD)  # four words apart in thirty
+    assert same_sentence(LEAD, LEAD[:-1])  # typography alone, as before
+    assert same_sentence(TREATED, TREATED.replace("12", "twelve"))  # one number, two spellings
+    assert not same_sentence(LEAD, "Firefighters said nothing about the homes on the edge.")
+
+
+def test_a_changed_number_day_or_negation_is_another_fact() -> None:
+    assert not same_sentence(TREATED, WIRE_TREATED)
+    killed = "The explosion at the plant killed {} people and injured dozens more, police said."
+    assert not same_sentence(killed.format(12), killed.format(15))
+    assert not same_sentence(killed.format("12"), killed.format("fifteen"))
+    assert not same_sentence(LEAD, LEAD.replace("Friday", "Thursday"))
+    assert not same_sentence(LEAD, LEAD.replace("forced", "did not force"))
+    assert not same_sentence(LEAD, LEAD.replace("two hundred", "three hundred"))
+
+
+def test_short_or_much_changed_sentences_match_only_word_for_word() -> None:
+    assert not same_sentence("He said no.", "She said yes.")
+    assert not same_sentence("The bridge will close soon.", "The bridge will shut soon.")
+    assert same_sentence("He said no.", "he said  no")
+    assert not same_sentence("", "") and not same_sentence("—", "…")
+    rewritten = (
+        "Fire officials said more than two hundred homes on the edge of Port Ellis were "
+        "evacuated on Friday night after a blaze at a timber warehouse."
+    )
+    assert not same_sentence(LEAD, rewritten)  # rewritten, not lightly edited: its own quote
+
+
+def test_matching_span_prefers_the_exact_words_then_the_nearest() -> None:
+    records = reworded()
+    valley = article(records[1])
+    spans = [(m, m + len(p)) for p in valley.text.split("\n\n") for m in [valley.text.find(p)]]
+    start, end = matching_span(LEAD, valley, spans) or (0, 0)
+    assert valley.text[start:end] == VALLEY_LEAD
+    one_word = LEAD.replace("forced", "prompted")
+    tripled = Article(id="d", title="", text=f"{WIRE_LEAD}\n\n{one_word}\n\n{LEAD}")
+    spans = [(m, m + len(p)) for p in tripled.text.split("\n\n") for m in [tripled.text.find(p)]]
+    start, end = matching_span(LEAD, tripled, spans) or (0, 0)
+    assert tripled.text[start:end] == LEAD
+    start, end = matching_span(LEAD, tripled, spans[:2]) or (0, 0)
+    assert tripled.text[start:end] == one_word  # one word changed, nearer than two
+    wire = article(records[2])
+    spans = [(m, m + len(p)) for p in wire.text.split("\n\n") for m in [wire.text.find(p)]]
+    assert matching_span(TREATED, wire, spans) is None  # 15 people treated, not 12
+
+
+@pytest.fixture(scope="module")
+def reworded_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("reworded")
+    source = write_jsonl(root / "news.jsonl", reworded())
+    Indexer(make_settings(root / "ix"), embedder).build([source])
+    return root / "ix"
+
+
+def test_a_reworded_lead_is_cited_once_with_the_copies_marked(
+    reworded_index: Path, embedder: Embedder
+) -> None:
+    manifest = read_manifest(reworded_index)
+    assert manifest is not None and set(manifest.duplicates.values()) == {"fire-coast"}
+    answer, reader = ask(
+        reworded_index, embedder, "What forced the evacuation of homes in Port Ellis?"
+    )
+    assert not answer.abstained
+    assert_exact_citations(answer, reader.articles)
+    quoted = [c for c in answer.citations if c.text in (LEAD, VALLEY_LEAD, WIRE_LEAD)]
+    assert len(quoted) == 1, answer.citations  # not [1] from one outlet, [2] from another
+    cited = quoted[0]
+    assert cited.article_id == "fire-coast" and cited.text == LEAD
+    assert [(a.article_id, a.text, a.reworded) for a in cited.also] == [
+        ("fire-valley", VALLEY_LEAD, True),
+        ("fire-wire", WIRE_LEAD, True),
+    ]
+    for copy in cited.also:
+        assert reader.articles[copy.article_id].text[copy.start : copy.end] == copy.text
+    for a, b in itertools.combinations(answer.sentences, 2):
+        assert not same_sentence(a.text, b.text), answer.answer
+
+    shown = render(answer)
+    assert (
+        "also reported by: Valley Post (2024-03-03, reworded), Daily Wire (2024-03-03, reworded)"
+        in " ".join(shown.split())
+    )
+
+
+def test_copies_giving_different_numbers_are_quoted_side_by_side(
+    reworded_index: Path, embedder: Embedder
+) -> None:
+    answer, reader = ask(
+        reworded_index, embedder, "How many people were treated for smoke inhalation?"
+    )
+    assert_exact_citations(answer, reader.articles)
+    by_text = {c.text: c for c in answer.citations}
+    assert TREATED in by_text and WIRE_TREATED in by_text, answer.citations
+    twelve, fifteen = by_text[TREATED], by_text[WIRE_TREATED]
+    assert twelve.article_id == "fire-coast" and fifteen.article_id == "fire-wire"
+    assert [(a.article_id, a.reworded) for a in twelve.also] == [("fire-valley", False)]
+    assert fifteen.also == []  # no other copy says 15
+    assert any(note.startswith("Sources disagree") for note in answer.notes), answer.notes
+
+
+def test_copies_saying_the_same_words_are_not_marked_reworded(
+    syndicated_index: Path, embedder: Embedder
+) -> None:
+    answer, _ = ask(syndicated_index, embedder, "How long will the harbour bridge close?")
+    cited = next(c for c in answer.citations if same_sentence(c.text, ANSWER))
+    assert cited.also and not any(a.reworded for a in cited.also)
+    assert "reworded" not in render(answer)

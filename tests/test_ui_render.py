@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from index.types import Article
-from rag.types import CANNOT_ANSWER, Answer, AnswerSentence, Citation, Retrieved
+from rag.types import CANNOT_ANSWER, AlsoReported, Answer, AnswerSentence, Citation, Retrieved
 from ui.render import (
     NOT_IN_COLLECTION,
     answer_html,
@@ -873,3 +873,28 @@ def test_a_timeline_orders_the_cited_passages_by_publication() -> None:
     assert "2024&#45;03&#45;02" in timeline and "undated" in timeline  # escaped like all text
     one_day = make_answer(sentences=[("x", [1])], citations=[cite(1, first, "Rescuers said")])
     assert "nd-timeline" not in sources_html([one_day], None, {"first": first})
+
+
+def test_a_copy_in_other_words_is_marked_reworded() -> None:
+    quote = "The harbour bridge will close for six weeks from Monday, engineers said."
+    original = article("a1", quote)
+    edited = quote.replace("will close", "is to shut")
+    copy = article("b2", edited, source="Valley <Post>", date="2024-03-03", url="")
+    verbatim = article("c3", quote, source="Daily Wire", date="2024-03-04", url="")
+    citation = cite(1, original, quote).model_copy(
+        update={
+            "also": [
+                AlsoReported.of(copy, 0, len(edited), reworded=True),
+                AlsoReported.of(verbatim, 0, len(quote)),
+            ]
+        }
+    )
+    markup = citation_card(citation, original, 0)
+    assert_inert(markup)
+    tree = Tree(markup)
+    line = tree.one("div", "nd-also").text
+    assert line == (
+        "also reported by: Valley <Post> (2024-03-03, reworded), Daily Wire (2024-03-04)"
+    )
+    spans = [(c.attrs["data-start"], c.attrs["data-end"]) for c in tree.find("span", "nd-copy")]
+    assert spans == [("0", str(len(edited))), ("0", str(len(quote)))]  # each copy's own span
