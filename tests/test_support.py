@@ -1,13 +1,21 @@
-"""The support check on hand-labelled pairs (tests/data/support_pairs.jsonl), and its parts."""
+"""The support check on hand-labelled pairs, and its parts.
+
+Two sets (eval/support_check.py): tests/data/support_pairs.jsonl, 90 pairs, is the
+calibration set only: rag.support's thresholds were chosen on it, so its figures are
+in-sample and gate nothing here. The gate is tests/data/support_heldout.jsonl: pairs over
+articles the calibration never saw, each claim judged against the whole index chunk it
+cites, as rag.generate judges a generated sentence against the retrieved chunk.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from eval.support_check import LABELS, judged, load_pairs, scores
+from eval.support_check import HELDOUT, LABELS, PAIRS, chunk_of, judged, load_pairs, scores
 from index.embed import Embedder
 from index.reader import IndexReader
 from rag.answer import Answerer
@@ -17,27 +25,44 @@ from tests.conftest import make_settings
 
 
 @pytest.fixture(scope="module")
-def report(demo_index: Path, embedder: Embedder) -> dict[str, object]:
+def heldout(demo_index: Path, embedder: Embedder) -> dict[str, Any]:
     settings = make_settings(demo_index)
     answerer = Answerer(IndexReader(settings, embedder), settings)
-    pairs = load_pairs()
-    (verdicts,) = judged(pairs, answerer, [Thresholds()])
+    pairs = load_pairs(HELDOUT)
+    (verdicts,) = judged(pairs, answerer, [Thresholds()], whole_chunk=True)
     return scores(pairs, verdicts)
 
 
-def test_the_labelled_pairs_are_well_formed() -> None:
-    pairs = load_pairs()
-    assert len(pairs) == 90 and {p.label for p in pairs} == set(LABELS)
-    assert len({p.id for p in pairs}) == len(pairs)
+def test_the_labelled_pairs_are_well_formed_and_the_sets_kept_apart() -> None:
+    calibration, held = load_pairs(PAIRS), load_pairs(HELDOUT)
+    assert len(calibration) == 90 and len(held) >= 60
+    for pairs in (calibration, held):
+        assert {p.label for p in pairs} == set(LABELS)
+        assert len({p.id for p in pairs}) == len(pairs)
+    assert not {p.article_id for p in calibration} & {p.article_id for p in held}
 
 
-def test_the_check_meets_its_floors_on_the_labelled_pairs(report: dict[str, object]) -> None:
-    """Floors a little under the calibrated figures (docs/support-check.md): a change
-    that makes the check worse fails here."""
-    assert report["accuracy"] >= 0.78  # type: ignore[operator]
-    assert report["supported_precision"] >= 0.83  # type: ignore[operator]
-    assert report["unsupported_shown_as_supported"] <= 3  # type: ignore[operator]
-    assert report["unsupported_recall"] >= 0.8  # type: ignore[operator]
+def test_every_held_out_pair_cites_a_whole_chunk_of_the_demo_index(
+    demo_index: Path, embedder: Embedder
+) -> None:
+    """The held-out labels were judged against these exact chunks: if the demo collection
+    is chunked differently, the offsets (and the labels) must be checked again."""
+    reader = IndexReader(make_settings(demo_index), embedder)
+    for pair in load_pairs(HELDOUT):
+        chunk = chunk_of(pair, reader)
+        assert (chunk.start, chunk.end) == (pair.start, pair.end), pair.id
+
+
+def test_the_check_meets_its_floors_on_the_held_out_pairs(heldout: dict[str, Any]) -> None:
+    """Floors a little under the held-out figures (docs/support-check.md): a change that
+    makes the check worse on text it was not tuned on fails here. Measured with the
+    calibrated thresholds: accuracy 0.62, supported precision 0.962 and recall 0.61,
+    unsupported recall 0.683, 1 of 41 unsupported shown as supported."""
+    assert heldout["accuracy"] >= 0.58
+    assert heldout["supported_precision"] >= 0.9
+    assert heldout["supported_recall"] >= 0.55
+    assert heldout["unsupported_recall"] >= 0.63
+    assert heldout["unsupported_shown_as_supported"] <= 3
 
 
 def test_facts_normalise_numbers_and_find_names() -> None:
