@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from eval.dataset import QuestionSetError
-from eval.report import fmt, write_report
+from eval.report import best_baseline, fmt, write_report
 from eval.run import append_history, read_history, run_eval
+from eval.selqa import is_selqa, selqa_command
 from index.build import NothingToIndex
 from index.embed import ModelNotAvailable
 from index.lexical import LexicalIndexError
@@ -39,7 +40,7 @@ class RunByDefault(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
+            args = ["selqa" if is_selqa(args[0]) else "run", *args]  # SelQA needs no articles
         return super().parse_args(ctx, args)
 
 
@@ -48,9 +49,14 @@ def eval_group() -> None:
     """Score citations, retrieval and abstention on a question set with gold evidence.
 
     \b
-    newsdesk eval QUESTIONS --articles ARTICLES [--out DIR] [--k 10] [--limit N] [--json]
+    newsdesk eval QUESTIONS --articles ARTICLES [--out DIR] [--split report|train|all]
+                  [--splits FILE] [--limit N] [--json]
+    newsdesk eval SELQA.json [--out DIR] [--exclude-article TITLE] [--limit N] [--json]
     newsdesk eval history [--index-dir DIR]
     """
+
+
+eval_group.add_command(selqa_command)
 
 
 @eval_group.command("run")
@@ -63,7 +69,19 @@ def eval_group() -> None:
     help="The articles the questions are about (repeatable).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"))
-@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--split",
+    type=click.Choice(["report", "train", "all"]),
+    default="all",
+    show_default=True,
+    help="Only the questions on this split's articles (the index keeps all of them).",
+)
+@click.option(
+    "--splits",
+    "splits_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Article id lists per split [default: splits.json beside QUESTIONS].",
+)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N questions.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @answerer_options
@@ -72,7 +90,8 @@ def run(
     questions: Path,
     articles: tuple[Path, ...],
     out: Path,
-    k: int,
+    split: str,
+    splits_file: Path | None,
     limit: int | None,
     as_json: bool,
     index_dir: Path | None,
@@ -80,7 +99,9 @@ def run(
 ) -> None:
     """Index ARTICLES (reused when up to date), ask every question in QUESTIONS, score them.
 
-    The index lives in --index-dir (default OUT/index), so re-runs reuse it.
+    The index lives in --index-dir (default OUT/index), so re-runs reuse it. Answers
+    read retrieval.k passages (the setting, as in `newsdesk ask`); retrieval figures
+    rank 10. Each answerable question is asked again with its gold articles hidden.
     """
     settings = settings_from(index_dir or out / "index", **answerer)
     with reported(*FAILURES), click.progressbar(length=1, label="asking", file=sys.stderr) as bar:
@@ -89,7 +110,9 @@ def run(
             bar.length = total
             bar.update(done - bar.pos)
 
-        result = run_eval(questions, list(articles), settings, k=k, limit=limit, progress=progress)
+        result = run_eval(
+            questions, list(articles), settings, split, splits_file, limit, progress=progress
+        )
     written = write_report(out, result)
     append_history(settings.index_dir, result.report)
     for problem in result.problems:
@@ -110,7 +133,7 @@ def history(index_dir: Path | None) -> None:
     if not rows:
         click.echo(f"no evaluations recorded in {settings.index_dir}")
         return
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(key for row in rows for key in row))  # older runs had others
     widths = {key: max(len(key), *(len(fmt(row.get(key))) for row in rows)) for key in keys}
     click.echo("  ".join(key.ljust(widths[key]) for key in keys))
     for row in rows:
@@ -119,13 +142,15 @@ def history(index_dir: Path | None) -> None:
 
 def _headline(report: dict[str, Any]) -> str:
     pick = {
-        "hit@10": report["retrieval"]["hit@10"],
+        "answer.correct": report["answer"]["correct"],
         "citation precision": report["citation"]["precision"],
-        "citation recall": report["citation"]["recall"],
+        "abstention recall": report["abstention"]["recall"],
         "answered (answerable)": report["answer"]["answered_rate"],
-        "abstention accuracy": report["abstention"]["accuracy"],
+        "hit@10": report["retrieval"]["hit@10"],
         "latency p50 ms": report["latency_ms"]["p50"],
     }
+    name, best = best_baseline(report, "answer.correct")
+    pick[f"best baseline ({name})"] = best
     if "llm" in report:
         pick["sentences unsupported"] = report["llm"]["unsupported_share"]
         pick["fell back"] = report["llm"]["fell_back_to_extractive"]

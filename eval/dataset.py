@@ -1,13 +1,19 @@
-"""Question sets for citation-accuracy evaluation, in either supported format.
+"""Question sets for citation-accuracy evaluation, in any supported format.
 
-Two formats are read, told apart by content rather than by file name, so a renamed
+Three formats are read, told apart by content rather than by file name, so a renamed
 file still loads and a wrong file fails loudly instead of yielding zero questions:
 
 - ``newsdesk``: JSONL, one question per line, whose gold evidence gives character
   offsets into the loaded articles (``squad-dev-subset/questions.jsonl``);
+- ``squad``: JSONL in SQuAD's own shape, one question per line naming its article,
+  paragraph and answer offsets (``squad-train/questions.jsonl``); the gold evidence
+  is the sentence (index.sentences) holding the first answer's start;
 - ``multihop-rag``: MultiHop-RAG's ``MultiHopRAG.json``, a JSON array whose evidence
   names an article by title and quotes a fact from it. The fact is located here, so
-  both formats end up as the same spans.
+  all formats end up as the same spans.
+
+A newsdesk or squad question may carry ``as_of`` (or ``date``): the day it is asked
+on, which bounds publication dates and anchors "this week" (rag.when).
 
 Gold evidence is checked against the articles actually loaded: offsets into another
 version of an article would silently score every citation as wrong. A question whose
@@ -22,20 +28,26 @@ import codecs
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from index.dates import normalize_date
 from index.load import json_kind
+from index.sentences import sentence_spans
 from index.types import Article, Problem
 
 FORMAT_NEWSDESK = "newsdesk"
+FORMAT_SQUAD = "squad"
 FORMAT_MULTIHOP = "multihop-rag"
+ALL = "all"
 
 EXPECTED = (
-    "expected newsdesk questions (JSONL: one JSON object with a 'question' per line) "
-    "or MultiHop-RAG questions (a JSON array of objects with 'query' and 'evidence_list')"
+    "expected newsdesk or SQuAD questions (JSONL: one JSON object with a 'question' per "
+    "line) or MultiHop-RAG questions (a JSON array of objects with 'query' and "
+    "'evidence_list')"
 )
 NO_ANSWER = "Insufficient information."  # MultiHop-RAG's answer to a null_query
 NULL_QUERY = "null_query"
@@ -67,11 +79,22 @@ class EvidenceItem:
 
 
 @dataclass(frozen=True)
+class Distractor:
+    """The paragraph an unanswerable question was written against: it looks as if it
+    answers, and it places the question in an article (and so in a split)."""
+
+    article_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Question:
     """One evaluation question with its gold answers and evidence.
 
     `kind` says where it came from or what it tests: the SQuAD split for the
     newsdesk format ("SQuAD v1.1 dev"), the `question_type` for MultiHop-RAG.
+    `as_of` is the ISO date the question is asked on, if it has one.
     """
 
     id: str
@@ -80,6 +103,16 @@ class Question:
     answerable: bool
     evidence: tuple[EvidenceItem, ...]
     kind: str
+    distractor: Distractor | None = None
+    as_of: str | None = None
+
+    @property
+    def home_article(self) -> str | None:
+        """The article that decides the question's split: its evidence's, else its
+        distractor's."""
+        if self.evidence:
+            return self.evidence[0].article_id
+        return self.distractor.article_id if self.distractor else None
 
 
 @dataclass
@@ -89,7 +122,7 @@ class QuestionSet:
     `sha256` is over the file's bytes, so a report can name exactly which set it scored.
     """
 
-    format: str  # FORMAT_NEWSDESK or FORMAT_MULTIHOP
+    format: str  # FORMAT_NEWSDESK, FORMAT_SQUAD or FORMAT_MULTIHOP
     questions: list[Question]
     problems: list[Problem]
     sha256: str
@@ -123,9 +156,11 @@ def load_questions(path: str | Path, articles: Mapping[str, Article]) -> Questio
         fmt = FORMAT_MULTIHOP
         questions, problems = _load_multihop(_multihop_items(text, where), where, path, articles)
     elif start == "{":
-        fmt = FORMAT_NEWSDESK
-        _check_jsonl(text, where)
-        questions, problems = _load_newsdesk(text, where, path, articles)
+        first = _check_jsonl(text, where)
+        squad = "paragraph" in first and "article_id" in first
+        fmt = FORMAT_SQUAD if squad else FORMAT_NEWSDESK
+        build: _Builder = partial(_squad_question, sentences={}) if squad else _newsdesk_question
+        questions, problems = _load_jsonl(text, where, path, articles, build)
     elif not start:
         raise QuestionSetError(f"{where}: empty file; {EXPECTED}")
     else:
@@ -133,6 +168,53 @@ def load_questions(path: str | Path, articles: Mapping[str, Article]) -> Questio
         raise QuestionSetError(f"{where}: not JSON or JSONL (it starts {preview}); {EXPECTED}")
     digest = hashlib.sha256(data).hexdigest()
     return QuestionSet(format=fmt, questions=questions, problems=problems, sha256=digest)
+
+
+def load_splits(path: str | Path) -> dict[str, str]:
+    """Article id -> split name, from a file like squad-dev-subset/splits.json: every
+    key whose value is a list of article ids names a split ("train", "report")."""
+    where = Path(path).as_posix()
+    try:
+        data = json.loads(_decode(_read_bytes(Path(path), where), where))
+    except json.JSONDecodeError as exc:
+        raise QuestionSetError(f"{where}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise QuestionSetError(f"{where}: expected an object of split name -> article ids")
+    splits: dict[str, str] = {}
+    for name, ids in data.items():
+        if not isinstance(ids, list):
+            continue
+        for article_id in ids:
+            if not isinstance(article_id, str):
+                raise QuestionSetError(f"{where}: {name}: expected article ids")
+            if splits.setdefault(article_id, name) != name:
+                raise QuestionSetError(f"{where}: {article_id!r} is in two splits")
+    if not splits:
+        raise QuestionSetError(f"{where}: names no split (no list of article ids)")
+    return splits
+
+
+def in_split(
+    questions: Sequence[Question], splits: Mapping[str, str], split: str, where: str = ""
+) -> tuple[list[Question], list[Problem]]:
+    """The questions whose home article (`Question.home_article`) is in `split`; a
+    question the splits cannot place is a problem, never silently dropped or kept."""
+    if split == ALL:
+        return list(questions), []
+    if split not in splits.values():
+        known = ", ".join(sorted(set(splits.values())))
+        raise QuestionSetError(f"{where}: no split {split!r} (it has {known}, or use all)")
+    kept: list[Question] = []
+    problems: list[Problem] = []
+    for question in questions:
+        home = question.home_article
+        if home is None or home not in splits:
+            why = "no evidence or distractor article" if home is None else f"{home!r} in no split"
+            message = f"question {question.id!r}: {why}; question skipped"
+            problems.append(Problem(where, message, "split"))
+        elif splits[home] == split:
+            kept.append(question)
+    return kept, problems
 
 
 # --- reading and detecting -----------------------------------------------------
@@ -181,9 +263,9 @@ def _multihop_items(text: str, where: str) -> list[object]:
     return value
 
 
-def _check_jsonl(text: str, where: str) -> None:
-    """The first line holding a JSON object must be a question; lines before it that
-    are not objects become per-line problems when the file is loaded."""
+def _check_jsonl(text: str, where: str) -> Record:
+    """The first line holding a JSON object must be a question, which is returned;
+    lines before it that are not objects become per-line problems when loaded."""
     first_error = ""
     for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
@@ -196,7 +278,7 @@ def _check_jsonl(text: str, where: str) -> None:
         if not isinstance(value, dict):
             continue
         if "question" in value:
-            return
+            return value
         raise QuestionSetError(f"{where}:{number}: a JSON object of {_describe(value)}; {EXPECTED}")
     why = f"invalid JSON ({first_error})" if first_error else "no JSON object on any line"
     raise QuestionSetError(f"{where}: {why}; {EXPECTED}")
@@ -219,11 +301,13 @@ def _lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-# --- newsdesk format (JSONL) ---------------------------------------------------
+# --- newsdesk and squad formats (JSONL) -------------------------------------------
+
+_Builder = Callable[[Record, str, Mapping[str, Article]], Question]
 
 
-def _load_newsdesk(
-    text: str, where: str, path: Path, articles: Mapping[str, Article]
+def _load_jsonl(
+    text: str, where: str, path: Path, articles: Mapping[str, Article], build: _Builder
 ) -> tuple[list[Question], list[Problem]]:
     questions: list[Question] = []
     problems: list[Problem] = []
@@ -233,7 +317,7 @@ def _load_newsdesk(
             continue
         at = f"{where}:{number}"
         try:
-            question = _newsdesk_question(_parse_line(line), f"{path.stem}-{number}", articles)
+            question = build(_parse_line(line), f"{path.stem}-{number}", articles)
         except _Invalid as exc:
             problems.append(Problem(at, f"{exc.message}; question skipped", exc.field or None))
             continue
@@ -269,7 +353,103 @@ def _newsdesk_question(
     )
     answerable = _optional_bool(record, "answerable", default=bool(evidence))
     kind = _optional_str(record, "kind") or _optional_str(record, "source")
-    return Question(question_id, question, answers, answerable, evidence, kind)
+    distractor = _distractor(record.get("distractor"), articles)
+    as_of = _as_of(record)
+    return Question(question_id, question, answers, answerable, evidence, kind, distractor, as_of)
+
+
+def _distractor(item: object, articles: Mapping[str, Article]) -> Distractor | None:
+    if item is None:
+        return None
+    if not isinstance(item, dict):
+        raise _Invalid("distractor", f"expected a JSON object, got {json_kind(item)}")
+    article = _known_article(item, "distractor", articles)
+    start = _optional_offset(item, "start", "distractor")
+    end = _optional_offset(item, "end", "distractor")
+    if start is None or end is None:
+        return Distractor(article.id, 0, len(article.text))
+    _check_span(start, end, len(article.text), "distractor")
+    return Distractor(article.id, start, end)
+
+
+def _as_of(record: Record) -> str | None:
+    """The day the question is asked on: `as_of`, or `date` as a synonym."""
+    key = "as_of" if record.get("as_of") is not None else "date"
+    try:
+        return normalize_date(record.get(key))
+    except ValueError as exc:
+        raise _Invalid(key, str(exc)) from exc
+
+
+def _squad_question(
+    record: Record,
+    default_id: str,
+    articles: Mapping[str, Article],
+    sentences: dict[str, list[tuple[int, int]]],
+) -> Question:
+    """A SQuAD-shaped record: an answerable one's evidence is the sentence holding its
+    first answer (answer_start kept); an unanswerable one's paragraph is its distractor.
+    `sentences` caches each article's sentence spans across records."""
+    question = _required_text(record, "question")
+    question_id = _optional_id(record, default_id)
+    article = _known_article(record, "", articles)
+    start, end = _paragraph(record, len(article.text))
+    found = _squad_answers(record, article, start, end)
+    answers = tuple(dict.fromkeys(text for text, _ in found))
+    answerable = _optional_bool(record, "answerable", default=bool(found))
+    kind = _optional_str(record, "source")
+    as_of = _as_of(record)
+    if not answerable:
+        distractor = Distractor(article.id, start, end)
+        return Question(question_id, question, answers, False, (), kind, distractor, as_of)
+    if not found:
+        raise _Invalid("answers", "an answerable question needs an answer")
+    spans = sentences.get(article.id)
+    if spans is None:
+        spans = sentences[article.id] = sentence_spans(article.text)
+    answer_start = found[0][1]
+    first, last = _sentence_at(spans, answer_start)
+    evidence = EvidenceItem(article.id, first, last, article.text[first:last], answer_start)
+    return Question(question_id, question, answers, True, (evidence,), kind, None, as_of)
+
+
+def _paragraph(record: Record, length: int) -> tuple[int, int]:
+    value = record.get("paragraph")
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise _Invalid("paragraph", f"expected [start, end], got {json_kind(value)}")
+    _check_span(value[0], value[1], length, "paragraph")
+    return value[0], value[1]
+
+
+def _squad_answers(record: Record, article: Article, low: int, high: int) -> list[tuple[str, int]]:
+    """Each answer with its offset in the article: as given (and checked), else its
+    first occurrence in the paragraph."""
+    found = []
+    for j, item in enumerate(_optional_list(record, "answers")):
+        name = f"answers[{j}]"
+        if not isinstance(item, dict):
+            raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
+        text = _required_text(item, "text", name)
+        start = _optional_offset(item, "start", name)
+        if start is None:
+            start = article.text.find(text, low, high)
+            if start < 0:
+                raise _Invalid(f"{name}.text", f"{_preview(text)} is not in the paragraph")
+        elif article.text[start : start + len(text)] != text:
+            raise _Invalid(f"{name}.start", f"{_preview(text)} is not at offset {start}")
+        found.append((text, start))
+    return found
+
+
+def _sentence_at(spans: Sequence[tuple[int, int]], offset: int) -> tuple[int, int]:
+    i = bisect_right(spans, offset, key=lambda span: span[0]) - 1
+    if i < 0 or not spans[i][0] <= offset < spans[i][1]:
+        raise _Invalid("answers[0].start", f"offset {offset} lies in no sentence")
+    return spans[i]
 
 
 def _newsdesk_evidence(item: object, name: str, articles: Mapping[str, Article]) -> EvidenceItem:
@@ -308,12 +488,13 @@ def _known_article(item: Record, name: str, articles: Mapping[str, Article]) -> 
     article_id = item.get("article_id")
     if isinstance(article_id, int) and not isinstance(article_id, bool):
         article_id = str(article_id)  # the article loader accepts integer ids too
+    field = _field(name, "article_id")
     if not isinstance(article_id, str) or not article_id.strip():
-        raise _Invalid(f"{name}.article_id", f"expected an article id, got {json_kind(article_id)}")
+        raise _Invalid(field, f"expected an article id, got {json_kind(article_id)}")
     article = articles.get(article_id)
     if article is None:
         raise _Invalid(
-            f"{name}.article_id",
+            field,
             f"unknown article {article_id!r} (not among the {len(articles)} loaded articles)",
         )
     return article

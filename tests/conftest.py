@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,20 @@ from newsdesk.settings import LLM_ENV, EmbeddingSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """A file or folder of the shared data beside the project (../shared/data).
+
+    Missing, it skips the test on a developer's machine but fails it under CI=true:
+    there a skipped gate would look like a passed one.
+    """
+    path = SHARED_DATA / relative
+    if not path.exists():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"shared data {path} is missing (CI=true: a failure, not a skip)")
+        pytest.skip(f"shared data {relative} not present")
+    return path
 
 
 @pytest.fixture(autouse=True)

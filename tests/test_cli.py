@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEWS, SHARED_DATA, write_jsonl
+from tests.conftest import NEWS, shared_data, write_jsonl
 
 
 def newsdesk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -121,9 +121,7 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path):
     assert newsdesk("index", "build", str(small), "--index-dir", "ix", cwd=tmp_path).returncode == 0
     before = (tmp_path / "ix" / "manifest.json").read_text()
 
-    big = SHARED_DATA / "squad-dev-subset" / "articles.jsonl"
-    if not big.exists():
-        pytest.skip("shared squad data not beside the project")
+    big = shared_data("squad-dev-subset/articles.jsonl")
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsdesk", "index", "build", str(big), "--index-dir", "ix"],
         cwd=tmp_path,

@@ -10,17 +10,22 @@ from typing import Any
 import pytest
 
 from eval.dataset import (
+    ALL,
     FORMAT_MULTIHOP,
     FORMAT_NEWSDESK,
+    FORMAT_SQUAD,
+    Distractor,
     EvidenceItem,
     QuestionSet,
     QuestionSetError,
+    in_split,
     load_questions,
+    load_splits,
 )
 from index.load import load_sources
+from index.sentences import sentence_spans
 from index.types import Article
-
-SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-dev-subset"
+from tests.conftest import shared_data
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -41,12 +46,12 @@ def by_id(articles: list[Article]) -> dict[str, Article]:
 # --- the real SQuAD subset ----------------------------------------------------
 
 
-@pytest.mark.skipif(not SQUAD.is_dir(), reason="shared data not present")
 def test_squad_subset_loads_cleanly() -> None:
-    loaded = load_sources([SQUAD / "articles.jsonl"])
+    squad = shared_data("squad-dev-subset")
+    loaded = load_sources([squad / "articles.jsonl"])
     assert loaded.problems == []
     articles = by_id(loaded.articles)
-    path = SQUAD / "questions.jsonl"
+    path = squad / "questions.jsonl"
 
     qs = load_questions(path, articles)
 
@@ -63,6 +68,34 @@ def test_squad_subset_loads_cleanly() -> None:
             assert ev.start is not None and ev.end is not None
             assert ev.text == articles[ev.article_id].text[ev.start : ev.end]
             assert ev.answer_start is not None and ev.start <= ev.answer_start < ev.end
+        assert (q.distractor is None) == q.answerable and q.as_of is None
+    splits = load_splits(squad / "splits.json")
+    report, problems = in_split(qs.questions, splits, "report")
+    train, _ = in_split(qs.questions, splits, "train")
+    assert problems == [] and len(report) == 271 and len(train) == 441 - 271
+
+
+def test_squad_train_loads_with_evidence_sentences() -> None:
+    """Every answerable question's evidence is the sentence holding its first answer."""
+    squad = shared_data("squad-dev-subset")
+    articles = by_id(load_sources([squad / "articles.jsonl"]).articles)
+    qs = load_questions(shared_data("squad-train/questions.jsonl"), articles)
+    assert qs.format == FORMAT_SQUAD and qs.problems == []
+    assert len(qs.questions) == 6019
+    assert sum(q.answerable for q in qs.questions) == 2939
+    spans = {key: set(sentence_spans(a.text)) for key, a in articles.items()}
+    for q in qs.questions:
+        if q.answerable:
+            (ev,) = q.evidence
+            assert ev.start is not None and ev.end is not None and ev.answer_start is not None
+            assert (ev.start, ev.end) in spans[ev.article_id]
+            text = articles[ev.article_id].text
+            assert text[ev.answer_start :].startswith(q.answers[0])
+        else:
+            assert q.distractor is not None and not q.evidence
+    _, problems = in_split(qs.questions, load_splits(squad / "splits.json"), "train")
+    assert problems == []
+    assert len(in_split(qs.questions, load_splits(squad / "splits.json"), "report")[0]) == 0
 
 
 # --- MultiHop-RAG ---------------------------------------------------------------
@@ -359,6 +392,98 @@ def test_newsdesk_first_line_broken_still_loads(
     assert [p.where for p in qs.problems] == [f"{path.as_posix()}:1"]
 
 
+def test_newsdesk_distractor_and_question_dates(
+    tmp_path: Path, articles: dict[str, Article]
+) -> None:
+    lines = [
+        {
+            "id": "d",
+            "question": "Ferries?",
+            "distractor": {"article_id": "bridge", "start": 29, "end": 54},
+        },
+        {"id": "a", "question": "This week?", "as_of": "2024-03-08"},
+        {"id": "b", "question": "This week?", "date": "2024-03-02T10:00:00Z"},
+        {"id": "x", "question": "Bad day?", "as_of": "March 2024"},
+        {"id": "y", "question": "Where?", "distractor": {"article_id": "nope"}},
+    ]
+    qs = load_questions(write(tmp_path / "q.jsonl", jsonl(lines)), articles)
+    assert [q.id for q in qs.questions] == ["d", "a", "b"]
+    d, a, b = qs.questions
+    assert d.distractor == Distractor("bridge", 29, 54) and d.home_article == "bridge"
+    assert (a.as_of, b.as_of) == ("2024-03-08", "2024-03-02T10:00:00+00:00")
+    assert a.home_article is None
+    assert [p.field for p in qs.problems] == ["as_of", "distractor.article_id"]
+
+
+# --- SQuAD-shaped records (squad-train) -------------------------------------------
+
+PARAGRAPHS = "The bridge closes on Monday. Ferries run.\n\nThe mayor spoke. She said sorry."
+
+
+def squad(question: str, answers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    record = {"id": question, "article_id": "p", "paragraph_index": 1, "paragraph": [43, 75]}
+    return {**record, "question": question, "answers": answers, **extra}
+
+
+def test_squad_records(tmp_path: Path) -> None:
+    articles = {"p": Article(id="p", title="P", text=PARAGRAPHS)}
+    said = PARAGRAPHS.index("sorry")
+    lines = [
+        squad("What did she say?", [{"text": "sorry", "start": said}, {"text": "sorry"}]),
+        squad("Who spoke?", [{"text": "The mayor"}], answerable=True, as_of="2024-01-02"),
+        squad("Why sorry?", [], answerable=False, source="SQuAD v2.0 dev"),
+        squad("Shifted?", [{"text": "sorry", "start": said + 1}]),
+        squad("Elsewhere?", [{"text": "Ferries"}]),  # not in its paragraph
+        squad("Nothing?", [], answerable=True),
+        squad("Paragraph?", [], paragraph=[70, 10]),
+    ]
+    qs = load_questions(write(tmp_path / "train.jsonl", jsonl(lines)), articles)
+    assert qs.format == FORMAT_SQUAD
+    first, second, third = qs.questions
+    sentence = (PARAGRAPHS.index("She"), len(PARAGRAPHS))
+    assert first.answers == ("sorry",)
+    assert first.evidence == (EvidenceItem("p", *sentence, "She said sorry.", said),)
+    mayor = PARAGRAPHS.index("The mayor")
+    assert second.evidence == (EvidenceItem("p", mayor, mayor + 16, "The mayor spoke.", mayor),)
+    assert second.as_of == "2024-01-02"
+    assert not third.answerable and third.distractor == Distractor("p", 43, 75)
+    assert third.kind == "SQuAD v2.0 dev" and third.home_article == "p"
+    fields = [p.field for p in qs.problems]
+    assert fields == ["answers[0].start", "answers[0].text", "answers", "paragraph.end"]
+
+
+# --- splits -------------------------------------------------------------------------
+
+
+def test_splits(tmp_path: Path, articles: dict[str, Article]) -> None:
+    path = write(
+        tmp_path / "splits.json", json.dumps({"seed": 1, "train": ["bridge"], "report": ["x"]})
+    )
+    splits = load_splits(path)
+    assert splits == {"bridge": "train", "x": "report"}
+    here = EvidenceItem("bridge", 0, 28, TEXT[:28])
+    lines = [
+        {"id": "1", "question": "Q?", "evidence": [span(0, 28)]},
+        {"id": "2", "question": "Q?", "distractor": {"article_id": "bridge"}},
+        {"id": "3", "question": "Q?"},  # nothing places it
+    ]
+    questions = load_questions(write(tmp_path / "q.jsonl", jsonl(lines)), articles).questions
+    assert questions[0].evidence == (here,)
+    train, problems = in_split(questions, splits, "train", "q.jsonl")
+    assert [q.id for q in train] == ["1", "2"]
+    assert [(p.where, p.field) for p in problems] == [("q.jsonl", "split")]
+    assert "'3'" in problems[0].message
+    assert in_split(questions, splits, "report")[0] == []
+    assert in_split(questions, splits, ALL) == (questions, [])
+    with pytest.raises(QuestionSetError, match="no split 'test'"):
+        in_split(questions, splits, "test")
+    twice = write(tmp_path / "twice.json", json.dumps({"a": ["x"], "b": ["x"]}))
+    with pytest.raises(QuestionSetError, match="two splits"):
+        load_splits(twice)
+    with pytest.raises(QuestionSetError, match="names no split"):
+        load_splits(write(tmp_path / "none.json", "{}"))
+
+
 # --- files that are neither format ----------------------------------------------
 
 ARTICLES_ARRAY = json.dumps([{"title": "T", "body": "B", "url": "https://x"}])
@@ -391,7 +516,7 @@ def test_unusable_files_raise(
     message = str(info.value)
     assert message.startswith(path.as_posix())
     assert why in message
-    assert "newsdesk" in message and "MultiHop-RAG" in message
+    assert "newsdesk" in message and "SQuAD" in message and "MultiHop-RAG" in message
 
 
 def test_missing_file_raises(tmp_path: Path, articles: dict[str, Article]) -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from index.load import LoadResult, load_sources
 from index.types import Article, Problem
-
-SHARED = Path(__file__).parents[1] / "../shared/data"
+from tests.conftest import shared_data
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -298,9 +297,7 @@ def test_markdown_bad_front_matter(tmp_path: Path) -> None:
 
 
 def test_seed_file_loads_with_its_headline() -> None:
-    seed = SHARED / "seed"
-    if not seed.is_dir():
-        pytest.skip("shared seed data not present")
+    seed = shared_data("seed")
     result = load_sources([seed])
     assert result.problems == []
     assert result.articles
@@ -492,10 +489,7 @@ def test_same_file_named_twice_is_read_once(tmp_path: Path) -> None:
 
 
 def shared_file(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.is_file():
-        pytest.skip(f"shared data {relative} not present")
-    return path
+    return shared_data(relative)
 
 
 def test_news_sample_loads_with_dates() -> None:

@@ -13,12 +13,15 @@ from eval.metrics import (
     Gold,
     QuestionResult,
     Span,
+    answer_correct,
+    bootstrap_ci,
     citation_correct,
-    citation_recall,
+    citation_correct_lenient,
     contains_gold,
     covers,
     evidence_recall_at,
     f1,
+    gold_evidence_recall,
     gold_of,
     hit_at,
     is_relevant,
@@ -185,25 +188,84 @@ def test_f1_partial_overlap() -> None:
 GOLD = Gold(answerable=True, answers=("Denver Broncos",), evidence=(GOLD_SPAN,))
 
 
-def test_citation_correct() -> None:
+def test_citation_correct_is_strict() -> None:
     assert citation_correct(Span("a", 150, 160), "whatever", GOLD)
-    # Outside the gold sentence but in its article, stating the answer.
-    assert citation_correct(Span("a", 300, 340), "The Denver Broncos won.", GOLD)
-    # Outside and not stating it.
-    assert not citation_correct(Span("a", 300, 340), "Rain fell.", GOLD)
-    # States the answer, but in an article with no gold evidence.
-    assert not citation_correct(Span("z", 0, 40), "The Denver Broncos won.", GOLD)
+    # Outside the gold sentence, though in its article and stating the answer: wrong.
+    assert not citation_correct(Span("a", 300, 340), "The Denver Broncos won.", GOLD)
     # Touching is not overlapping.
     assert not citation_correct(Span("a", 200, 240), "Rain fell.", GOLD)
     unanswerable = Gold(answerable=False, answers=(), evidence=())
     assert not citation_correct(Span("a", 150, 160), "The Denver Broncos won.", unanswerable)
 
 
-def test_citation_recall() -> None:
-    evidence = [GOLD_SPAN, Evidence("b", 0, 10), Evidence("c", None, None)]
-    cited = [Span("a", 190, 210), Span("c", 500, 600), Span("b", 10, 20)]
-    assert citation_recall(cited, evidence) == pytest.approx(2 / 3)
-    assert citation_recall([], evidence) == 0.0
+def test_citation_correct_by_the_answer_offset() -> None:
+    # Our sentence boundaries differ from the gold's: the answer's offset still decides.
+    offset = Gold(True, ("Denver",), (Evidence("a", 100, 200, answer_start=150),))
+    assert citation_correct(Span("a", 140, 160), "x", offset)
+    # Gold known only by its article and the answer's offset.
+    whole = Gold(True, ("Denver",), (Evidence("x", None, None, answer_start=500),))
+    assert citation_correct(Span("x", 490, 510), "Denver", whole)
+    assert not citation_correct(Span("x", 0, 100), "Denver won.", whole)  # not at the offset
+    assert not citation_correct(Span("x", 500, 500), "", whole)  # an empty span shows nothing
+
+
+def test_citation_correct_for_article_level_gold_needs_the_answer() -> None:
+    whole = Gold(True, ("Denver Broncos",), (Evidence("x", None, None),))
+    assert citation_correct(Span("x", 0, 40), "The Denver Broncos won.", whole)
+    assert not citation_correct(Span("x", 0, 40), "Rain fell.", whole)  # in the article only
+    assert not citation_correct(Span("z", 0, 40), "The Denver Broncos won.", whole)
+
+
+def test_citation_correct_lenient_is_the_old_rule() -> None:
+    assert citation_correct_lenient(Span("a", 300, 340), "The Denver Broncos won.", GOLD)
+    assert not citation_correct_lenient(Span("a", 300, 340), "Rain fell.", GOLD)
+    assert not citation_correct_lenient(Span("z", 0, 40), "The Denver Broncos won.", GOLD)
+    whole = Gold(True, ("Denver Broncos",), (Evidence("x", None, None),))
+    assert citation_correct_lenient(Span("x", 0, 40), "Rain fell.", whole)
+
+
+def test_gold_evidence_recall() -> None:
+    gold = Gold(
+        True, ("Denver Broncos",), (GOLD_SPAN, Evidence("b", 0, 10), Evidence("c", None, None))
+    )
+    cited = [
+        CitedSpan(Span("a", 190, 210), "x"),
+        CitedSpan(Span("c", 500, 600), "the Denver Broncos"),
+        CitedSpan(Span("b", 10, 20), "touches b's item only"),
+    ]
+    assert gold_evidence_recall(cited, gold) == pytest.approx(2 / 3)
+    assert gold_evidence_recall([], gold) == 0.0
+    assert gold_evidence_recall(cited, Gold(False, (), ())) == 0.0
+
+
+# --- The headline and its intervals ----------------------------------------------
+
+
+def test_answer_correct() -> None:
+    right = (CitedSpan(Span("a", 120, 180), "The Denver Broncos won."),)
+    wrong = (CitedSpan(Span("a", 300, 350), "The Denver Broncos won."),)
+    assert answer_correct(_row(GOLD, citations=right))
+    assert answer_correct(_row(GOLD, citations=(*wrong, *right)))  # one correct is enough
+    assert not answer_correct(_row(GOLD, citations=wrong))  # answered, not from the evidence
+    assert not answer_correct(_row(GOLD, abstained=True))
+    assert answer_correct(_row(UNANSWERABLE, abstained=True))
+    assert not answer_correct(_row(UNANSWERABLE, citations=wrong))
+    # The same question with its gold articles hidden: only a refusal is right.
+    assert answer_correct(_row(GOLD, abstained=True, not_in_collection=True))
+    assert not answer_correct(_row(GOLD, citations=right, not_in_collection=True))
+
+
+def test_bootstrap_ci() -> None:
+    halves = [0.0, 1.0] * 50
+    low, high = bootstrap_ci(halves) or (0.0, 0.0)
+    assert 0.35 < low < 0.5 < high < 0.65
+    assert bootstrap_ci(halves) == [low, high]  # a fixed seed: the same to the digit
+    assert bootstrap_ci([1.0] * 10) == [1.0, 1.0]
+    assert bootstrap_ci([]) is None
+    assert bootstrap_ci([0.0, 0.0], [0.0, 0.0]) is None  # no citations: no precision
+    # A ratio of sums: 3 correct of 4 citations, and a question without citations.
+    low, high = bootstrap_ci([3.0, 0.0], [4.0, 0.0]) or (0.0, 0.0)
+    assert low == high == 0.75
 
 
 # --- Latency -------------------------------------------------------------------
@@ -232,8 +294,9 @@ def _row(
     answer: str = CANNOT_ANSWER,
     abstained: bool = False,
     latency_ms: float = 1.0,
+    not_in_collection: bool = False,
 ) -> QuestionResult:
-    return QuestionResult(gold, ranked, citations, answer, abstained, latency_ms)
+    return QuestionResult(gold, ranked, citations, answer, abstained, latency_ms, not_in_collection)
 
 
 UNANSWERABLE = Gold(answerable=False, answers=(), evidence=())
@@ -265,13 +328,24 @@ def _mixed_rows() -> list[QuestionResult]:
         _row(Gold(True, ("x",), (Evidence("a", 0, 10),)), abstained=True, latency_ms=300),
         # Unanswerable, abstained.
         _row(UNANSWERABLE, ranked=(Span("a", 0, 10),), abstained=True, latency_ms=400),
-        # Unanswerable, answered: its citation is not part of citation precision.
+        # Unanswerable, answered: its citation counts against precision.
         _row(
             UNANSWERABLE,
             citations=(CitedSpan(Span("a", 0, 10), "Rain fell."),),
             answer="Rain fell.",
             latency_ms=500,
         ),
+        # Row 1's question with its gold article hidden, answered from the gold span
+        # anyway (a filter that leaked): still wrong, and so is its citation.
+        _row(
+            GOLD,
+            citations=(CitedSpan(Span("a", 120, 180), "The Denver Broncos won."),),
+            answer="The Denver Broncos won.",
+            latency_ms=600,
+            not_in_collection=True,
+        ),
+        # Hidden gold, refused: right.
+        _row(GOLD, abstained=True, latency_ms=700, not_in_collection=True),
     ]
 
 
@@ -288,19 +362,56 @@ def test_summarize_mixed_set() -> None:
             "evidence_recall@10": 0.5,  # only row 2 has >= 2 items; it finds x, not y
         }
     )
-    # 3 citations on answerable questions, 2 correct; recall per question 1, 0, 0 (abstained).
-    assert report["citation"] == pytest.approx({"precision": 2 / 3, "recall": 1 / 3})
-    # F1: row 1 "denver broncos won" vs "denver broncos" = 0.8; row 2 [it, ended, in, 1981]
-    # vs [1981]: P 1/4, R 1 -> 0.4; row 3 abstained -> 0.
+    # Right: rows 1 (a correct citation), 4 and 7 (refused). Wrong: 2 (its citation
+    # misses the evidence), 3 (abstained), 5 and 6 (answered what should be refused).
+    # F1: row 1 "denver broncos won" vs "denver broncos" = 0.8; row 2 [it, ended, in,
+    # 1981] vs [1981]: P 1/4, R 1 -> 0.4; row 3 abstained -> 0.
     assert report["answer"] == pytest.approx(
-        {"answered_rate": 2 / 3, "contains_gold": 2 / 3, "f1": (0.8 + 0.4 + 0) / 3}
+        {
+            "correct": 3 / 7,
+            "correct_answerable": 1 / 3,
+            "correct_unanswerable": 1 / 2,
+            "correct_not_in_collection": 1 / 2,
+            "answered_rate": 2 / 3,
+            "contains_gold": 2 / 3,
+            "f1": (0.8 + 0.4 + 0) / 3,
+        }
     )
-    # Abstentions: rows 3 (answerable) and 4 (unanswerable). Right: rows 1, 2, 4.
+    # 5 citations, on every question; only row 1's first is correct. Gold-evidence
+    # recall per answerable question: 1, 0, 0 (abstained). The lenient rule, over
+    # answerable questions only, also takes row 2's (a gold article, stating 1981).
+    assert report["citation"] == pytest.approx(
+        {"precision": 1 / 5, "gold_evidence_recall": 1 / 3, "precision_lenient": 2 / 3}
+    )
+    # To refuse: rows 4-7, refused 4 and 7. Abstentions: 3, 4, 7, two of them right.
     assert report["abstention"] == pytest.approx(
-        {"recall": 1 / 2, "precision": 1 / 2, "accuracy": 3 / 5}
+        {
+            "recall": 2 / 4,
+            "recall_unanswerable": 1 / 2,
+            "recall_not_in_collection": 1 / 2,
+            "precision": 2 / 3,
+        }
     )
-    assert report["latency_ms"] == pytest.approx({"p50": 300.0, "p95": 480.0})
-    assert report["counts"] == {"questions": 5, "answerable": 3, "unanswerable": 2}
+    assert report["latency_ms"] == pytest.approx({"p50": 400.0, "p95": 670.0})
+    assert report["counts"] == {
+        "questions": 7,
+        "answerable": 3,
+        "unanswerable": 2,
+        "not_in_collection": 2,
+        "citations": 5,
+    }
+    ci = report["ci95"]
+    assert set(ci) == {
+        "answer.correct",
+        "answer.correct_answerable",
+        "answer.correct_unanswerable",
+        "answer.correct_not_in_collection",
+        "abstention.recall",
+        "citation.precision",
+    }
+    low, high = ci["answer.correct"]
+    assert 0.0 <= low <= 3 / 7 <= high <= 1.0
+    assert summarize(_mixed_rows())["ci95"] == ci  # seeded: reproducible
 
 
 def test_abstention_on_a_tiny_mixed_set() -> None:
@@ -315,33 +426,57 @@ def test_abstention_on_a_tiny_mixed_set() -> None:
         (True, False),
     ]
     rows = [_row(answerable if ok else UNANSWERABLE, abstained=ab) for ok, ab in flags]
-    abstention = summarize(rows)["abstention"]
-    assert abstention["recall"] == pytest.approx(2 / 3)  # 2 of 3 unanswerable abstained
-    assert abstention["precision"] == pytest.approx(2 / 3)  # 2 of 3 abstentions unanswerable
-    assert abstention["accuracy"] == pytest.approx(5 / 7)  # 3 answered + 2 abstained
-    assert summarize(rows)["answer"]["answered_rate"] == pytest.approx(3 / 4)
+    report = summarize(rows)
+    assert report["abstention"]["recall"] == pytest.approx(2 / 3)  # 2 of 3 abstained
+    assert report["abstention"]["precision"] == pytest.approx(2 / 3)  # 2 of 3 abstentions
+    assert report["answer"]["answered_rate"] == pytest.approx(3 / 4)
+    # No answer cites anything, so answering earns nothing: only the 2 refusals are right.
+    assert report["answer"]["correct"] == pytest.approx(2 / 7)
 
 
 def test_summarize_empty_input_gives_none_everywhere() -> None:
     report = summarize([])
-    for section in ("retrieval", "citation", "answer", "abstention", "latency_ms"):
+    for section in ("retrieval", "citation", "answer", "abstention", "latency_ms", "ci95"):
         assert all(value is None for value in report[section].values()), section
-    assert report["counts"] == {"questions": 0, "answerable": 0, "unanswerable": 0}
+    assert report["counts"] == {
+        "questions": 0,
+        "answerable": 0,
+        "unanswerable": 0,
+        "not_in_collection": 0,
+        "citations": 0,
+    }
 
 
 def test_summarize_empty_subsets_give_none() -> None:
     only_unanswerable = summarize([_row(UNANSWERABLE, abstained=True)])
     assert all(v is None for v in only_unanswerable["retrieval"].values())
     assert all(v is None for v in only_unanswerable["citation"].values())
-    assert all(v is None for v in only_unanswerable["answer"].values())
-    assert only_unanswerable["abstention"] == {"recall": 1.0, "precision": 1.0, "accuracy": 1.0}
+    assert only_unanswerable["answer"]["correct"] == 1.0
+    assert only_unanswerable["answer"]["correct_unanswerable"] == 1.0
+    assert only_unanswerable["answer"]["answered_rate"] is None
+    assert only_unanswerable["abstention"] == {
+        "recall": 1.0,
+        "recall_unanswerable": 1.0,
+        "recall_not_in_collection": None,
+        "precision": 1.0,
+    }
 
     # Answerable, single evidence, no citations, nothing abstained.
     report = summarize([_row(GOLD, ranked=(Span("a", 100, 110),), answer="Denver Broncos")])
     assert report["retrieval"]["hit@1"] == 1.0
     assert report["retrieval"]["evidence_recall@10"] is None
-    assert report["citation"] == {"precision": None, "recall": 0.0}
-    assert report["abstention"] == {"recall": None, "precision": None, "accuracy": 1.0}
+    assert report["citation"] == {
+        "precision": None,
+        "gold_evidence_recall": 0.0,
+        "precision_lenient": None,
+    }
+    assert report["answer"]["correct"] == 0.0
+    assert report["abstention"] == {
+        "recall": None,
+        "recall_unanswerable": None,
+        "recall_not_in_collection": None,
+        "precision": None,
+    }
 
 
 def test_threshold_curve() -> None:
@@ -370,7 +505,7 @@ def test_gold_of_a_loaded_question() -> None:
         answers=("captive import policy", "captive import"),
         answerable=True,
         evidence=(
-            EvidenceItem("1973_oil_crisis", 15280, 15440, "…"),
+            EvidenceItem("1973_oil_crisis", 15280, 15440, "…", answer_start=15418),
             EvidenceItem("news-7", None, None, "a fact"),
         ),
         kind="test",
@@ -378,7 +513,10 @@ def test_gold_of_a_loaded_question() -> None:
     assert gold_of(question) == Gold(
         answerable=True,
         answers=("captive import policy", "captive import"),
-        evidence=(Evidence("1973_oil_crisis", 15280, 15440), Evidence("news-7", None, None)),
+        evidence=(
+            Evidence("1973_oil_crisis", 15280, 15440, answer_start=15418),
+            Evidence("news-7", None, None),
+        ),
     )
 
 
@@ -430,3 +568,7 @@ def test_question_result_from_answer() -> None:
         latency_ms=12.5,
     )
     assert question_result(answer, GOLD, latency_ms=3.0).latency_ms == 3.0
+    # Retrieval scored on a ranked list of its own; the question asked with gold hidden.
+    other = question_result(answer, GOLD, ranked=[Span("b", 0, 5)], not_in_collection=True)
+    assert other.ranked == (Span("b", 0, 5),) and other.group == "not_in_collection"
+    assert not other.should_answer

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index.sentences import sentence_spans
+from tests.conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "index" / "demo"
@@ -257,8 +258,8 @@ def test_splits_a_megabyte_quickly() -> None:
     assert len(spans) == 6 * 8_000
 
 
-@pytest.mark.skipif(not SQUAD.is_dir(), reason="shared SQuAD subset not present")
 def test_agrees_with_squad_gold_evidence_sentences() -> None:
+    shared_data("squad-dev-subset")
     articles = {}
     for line in (SQUAD / "articles.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
