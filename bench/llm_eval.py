@@ -54,9 +54,10 @@ def main() -> None:
             settings = Settings(
                 index_dir=args.index_dir,
                 answer=answer,
+                retrieval={"k": args.k},
                 llm={"base_url": base_url, "model": args.model, "timeout": 300, "max_retries": 0},
             )
-            report = run_eval(questions, articles, settings, k=args.k, limit=args.limit).report
+            report = run_eval(questions, articles, settings, limit=args.limit).report
             results[name] = {
                 "citation": report["citation"],
                 "abstention": report["abstention"],
