@@ -281,8 +281,15 @@ def test_chat_card_lists_the_copies_inertly():
 
 @pytest.fixture(scope="module")
 def syndicated_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("syndicated")
-    source = write_jsonl(root / "news.jsonl", syndicated())
+    return built_index("syndicated", syndicated(), embedder, tmp_path_factory)
+
+
+def built_index(
+    name: str, records: Any, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """An index of `records` in a fresh directory named after them."""
+    root = tmp_path_factory.mktemp(name)
+    source = write_jsonl(root / "news.jsonl", records)
     Indexer(make_settings(root / "ix"), embedder).build([source])
     return root / "ix"
 
@@ -500,10 +507,7 @@ def test_matching_span_prefers_the_exact_words_then_the_nearest() -> None:
 
 @pytest.fixture(scope="module")
 def reworded_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("reworded")
-    source = write_jsonl(root / "news.jsonl", reworded())
-    Indexer(make_settings(root / "ix"), embedder).build([source])
-    return root / "ix"
+    return built_index("reworded", reworded(), embedder, tmp_path_factory)
 
 
 def test_a_reworded_lead_is_cited_once_with_the_copies_marked(
