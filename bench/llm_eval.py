@@ -79,8 +79,8 @@ class Policy:
         self.counts = {"replies": 0, "refusals": 0, "wrong_key": 0, "invented_sentence": 0}
 
     def reply(self, prompt: str) -> Any:
-        from index.lexical import tokenize
         from index.sentences import sentence_spans
+        from index.text import tokenize
         from rag.types import CANNOT_ANSWER
         from tests.llm_server import Plan
 

@@ -38,6 +38,7 @@ from index.dates import normalize_date
 from index.load import json_kind
 from index.sentences import sentence_spans
 from index.types import Article, Problem
+from newsdesk.errors import NewsdeskError
 
 FORMAT_NEWSDESK = "newsdesk"
 FORMAT_SQUAD = "squad"
@@ -128,7 +129,7 @@ class QuestionSet:
     sha256: str
 
 
-class QuestionSetError(ValueError):
+class QuestionSetError(NewsdeskError, ValueError):
     """The file as a whole is unusable; the message names it and says why."""
 
 

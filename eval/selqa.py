@@ -30,9 +30,10 @@ from typing import Any
 import click
 import numpy as np
 
-from index.embed import Embedder, ModelNotAvailable
+from index.embed import Embedder
 from index.types import Problem
 from newsdesk.clikit import EXIT_SKIPPED, reported, settings_from
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
 
 Scorer = Callable[[str, Sequence[str]], Sequence[float]]
@@ -44,7 +45,7 @@ CONFIDENCE = 0.95
 _REQUIRED = ("question", "candidates", "answers")
 
 
-class SelqaError(ValueError):
+class SelqaError(NewsdeskError, ValueError):
     """The file as a whole is not a usable SelQA set; the message names it and says why."""
 
 
@@ -424,7 +425,7 @@ def selqa_command(
 ) -> None:
     """Score sentence selection on a SelQA file: production scorer, cosine and lead baselines."""
     settings = settings_from(None)
-    with reported(SelqaError, ModelNotAvailable, OSError):
+    with reported():
         loaded = load_selqa(questions)
         kept, removed = without_articles(loaded.questions, exclude)
         kept = kept[:limit] if limit else kept

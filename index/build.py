@@ -37,7 +37,7 @@ from index.chunk import chunk_text, embedding_input, hf_token_spans
 from index.dedupe import find_duplicates, update_duplicates
 from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
-from index.lexical import LEXICAL_DIR, TOKENIZER, Segment, compact, segment_of
+from index.lexical import LEXICAL_DIR, Segment, compact, segment_of
 from index.load import load_sources
 from index.lock import WriteLock, write_lock
 from index.manifest import (
@@ -52,8 +52,10 @@ from index.manifest import (
 from index.reuse import Reuse, plan_reuse
 from index.sentvecs import Pooler, SentenceVectors, read_vectors, sweep_vectors, vector_file
 from index.store import ChunkStore, StoreUnavailable, chroma_client, chunk_ids, drop_collection
+from index.text import TOKENIZER
 from index.types import Article, Chunk, Problem
 from newsdesk import __version__
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ _COPY_NEIGHBOURS = 8
 _COPY_DISTANCE = 0.3  # cosine distance: loose, as the headline in every chunk differs
 
 
-class NothingToIndex(RuntimeError):
+class NothingToIndex(NewsdeskError, RuntimeError):
     """The sources held no usable article; the existing index is left as it was."""
 
 

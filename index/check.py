@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.articles import ARTICLES_DIR, read_articles
-from index.lexical import LEXICAL_DIR, TOKENIZER
+from index.lexical import LEXICAL_DIR
 from index.lock import holder
 from index.manifest import MANIFEST_FILE, Manifest, UnusableIndex, read_manifest
 from index.postings import LexicalIndexError, Segment
 from index.sentvecs import SENTENCES_DIR, read_vectors, vector_file
 from index.store import ChunkStore, StoreUnavailable, chroma_client, chunk_ids, drop_collection
+from index.text import TOKENIZER
 from index.types import Article, content_hash
 from newsdesk.settings import Settings
 

@@ -11,24 +11,12 @@ from typing import Any
 
 import click
 
-from index.build import Indexer, IndexReport, NothingToIndex, Progress
+from index.build import Indexer, IndexReport, Progress
 from index.check import CheckReport, check_index
 from index.demo import DEMO_ATTRIBUTION, demo_sources
-from index.embed import ModelNotAvailable
-from index.lock import IndexBusy
-from index.manifest import UnusableIndex, read_manifest
+from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
-from index.store import StoreUnavailable
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
-
-FAILURES = (
-    NothingToIndex,
-    IndexBusy,
-    UnusableIndex,
-    ModelNotAvailable,
-    StoreUnavailable,
-    OSError,
-)
 
 sources_argument = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 demo_option = click.option(
@@ -53,7 +41,7 @@ def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None
     """
     paths = _paths(sources, demo)
     indexer = Indexer(settings_from(index_dir))
-    with reported(*FAILURES), _progress() as progress:
+    with reported(), _progress() as progress:
         report = indexer.build(paths, progress)
     _finish(report, demo, indexer.index_dir)
 
@@ -67,7 +55,7 @@ def update(sources: tuple[Path, ...], demo: bool, prune: bool, index_dir: Path |
     """Embed only new or changed articles from SOURCES (by content hash)."""
     paths = _paths(sources, demo)
     indexer = Indexer(settings_from(index_dir))
-    with reported(*FAILURES), _progress() as progress:
+    with reported(), _progress() as progress:
         report = indexer.update(paths, prune=prune, progress=progress)
     _finish(report, demo, indexer.index_dir)
 
@@ -78,7 +66,7 @@ def update(sources: tuple[Path, ...], demo: bool, prune: bool, index_dir: Path |
 def status(as_json: bool, index_dir: Path | None) -> None:
     """Counts, model, sources, last build and size of the index."""
     settings = settings_from(index_dir)
-    with reported(UnusableIndex):
+    with reported():
         manifest = read_manifest(settings.index_dir)
     if manifest is None:
         click.echo(
@@ -115,7 +103,7 @@ def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
     """
     settings = settings_from(index_dir)
     done: list[str] = []
-    with reported(*FAILURES):
+    with reported():
         if repair:
             found, done = Indexer(settings).repair()
             after = check_index(settings) if done else found

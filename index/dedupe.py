@@ -21,8 +21,6 @@ makes it another fact, quoted on its own.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.dates import order_key
+from index.text import NUMBER_WORDS
+from index.text import words as words  # re-exported: rag.answer imports it from here
 from index.types import Article
 
 if TYPE_CHECKING:
@@ -41,26 +41,16 @@ SHINGLE_WORDS = 3  # short enough that one changed word costs only three shingle
 NUM_PERM = 128
 SEED = 1
 RECALL_AT_THRESHOLD = 0.999  # least chance that LSH proposes a pair right at the threshold
-_WORD = re.compile(r"\w+")
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: the multiplier of a shingle's word hashes
 SENTENCE_RATIO = 0.8  # two words changed in a 20-word sentence give 0.9; in 10 words, 0.8
 FUZZY_MIN_WORDS = 8  # shorter sentences match only word for word
-_SMALL_NUMBERS = """zero one two three four five six seven eight nine ten eleven twelve
-    thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"""
-_NUMBER_WORDS = {word: str(n) for n, word in enumerate(_SMALL_NUMBERS.split())}
 # Words a light edit must not change besides numbers. "t" ends "didn't" (`words` splits
 # at apostrophes); "may" is no month here: as a verb it is a common light edit ("could").
 _FACTS = """thirty forty fifty sixty seventy eighty ninety hundred thousand million billion
     dozen monday tuesday wednesday thursday friday saturday sunday yesterday today tomorrow
     january february march april june july august september october november december
     no not never nor none nobody nothing neither nowhere cannot without t"""
-_FACT_WORDS = frozenset(_FACTS.split()) | _NUMBER_WORDS.keys()
-
-
-def words(text: str) -> list[str]:
-    """Word tokens with case, width and punctuation forgotten: typographic edits (curly
-    quotes, dashes, spacing) are not edits of the story."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+_FACT_WORDS = frozenset(_FACTS.split()) | NUMBER_WORDS.keys()
 
 
 def shingles(text: str) -> set[str]:
@@ -221,7 +211,7 @@ class Said:
     @classmethod
     def of(cls, text: str) -> Said:
         tokens = tuple(words(text))
-        facts = (_NUMBER_WORDS.get(t, t) for t in tokens if t in _FACT_WORDS or t[0].isdigit())
+        facts = (NUMBER_WORDS.get(t, t) for t in tokens if t in _FACT_WORDS or t[0].isdigit())
         return cls(tokens, tuple(facts), frozenset(tokens))
 
     def same(self, other: Said) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import BUNDLED_MODEL, EmbeddingSettings
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ _QUERY_CACHE = 64
 _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 
 
-class ModelNotAvailable(RuntimeError):
+class ModelNotAvailable(NewsdeskError, RuntimeError):
     """The configured embedding model is not on this machine."""
 
 

@@ -1,4 +1,4 @@
-"""The BM25 leg of hybrid retrieval: the tokenizer, and search over lexical segments.
+"""The BM25 leg of hybrid retrieval: search over lexical segments of `index.text` terms.
 
 Dense retrieval misses exact names, numbers and rare words that a question quotes
 verbatim; BM25 catches those. The postings live in write-once segments
@@ -9,15 +9,11 @@ segment for what it changed while a reader never sees a half-updated index.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -25,152 +21,13 @@ import numpy.typing as npt
 from index.chunk import embedding_input
 from index.postings import LexicalIndexError, Segment
 from index.store import chunk_ids
+from index.text import TOKENIZER, tokenize
 
 if TYPE_CHECKING:
     from index.manifest import ArticleEntry
     from index.types import Article
 
-__all__ = ["LexicalIndex", "LexicalIndexError", "Segment", "compact", "tokenize"]
-
-# Bump whenever tokenize() changes in a way that alters tokens: indexes built with an
-# older tokenizer are then refused at load (and rebuilt) rather than half-matching.
-TOKENIZER = "newsdesk-1/snowball-english"
-
-_STEMMER_ALGORITHM = "english"
-_MAX_TOKEN_CHARS = 40
-
-# NLTK's English list in apostrophe-free form (tokens lose their apostrophes before the
-# check), minus "won" (news questions ask who won far more often than they say "won't"),
-# plus "us", which survives when written as the acronym "US" / "U.S.".
-# Question words (what/who/when/how) are included because they match everything.
-STOPWORDS: frozenset[str] = frozenset(
-    """
-    a about above after again against ain all am an and any are aren arent as at be
-    because been before being below between both but by can couldn couldnt d did didn
-    didnt do does doesn doesnt doing don dont down during each few for from further had
-    hadn hadnt has hasn hasnt have haven havent having he her here hers herself him
-    himself his how i if in into is isn isnt it its itself just ll m ma me mightn mightnt
-    more most mustn mustnt my myself needn neednt no nor not now o of off on once only or
-    other our ours ourselves out over own re s same shan shant she shes should shouldve
-    shouldn shouldnt so some such t than that thatll the their theirs them themselves
-    then there these they this those through to too under until up us ve very was
-    wasn wasnt we were weren werent what when where which while who whom why will with wont
-    wouldn wouldnt y you youd youll your youre yours yourself yourselves youve
-    """.split()  # noqa: SIM905 - a word list reads better as prose
-)
-
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_LETTER = r"[^\W\d_]"
-_THOUSANDS_RE = re.compile(rf"\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?{_LETTER}*")
-# U+0300-U+036F are the accents NFKD splits off Latin, Greek and Cyrillic letters; other
-# scripts' combining marks (Devanagari vowel signs, Arabic harakat...) are part of the
-# spelling and are left alone.
-_ACCENTS_RE = re.compile(r"[\u0300-\u036f]+")
-# Letters with no decomposition that people still type without the stroke; apostrophe
-# look-alikes (curly quotes, primes) so both spellings of "Obama's" are one token.
-_FOLD = str.maketrans(
-    {
-        "ø": "o",
-        "Ø": "O",
-        "ł": "l",
-        "Ł": "L",
-        "đ": "d",
-        "Đ": "D",
-        "ð": "d",
-        "Ð": "D",
-        "þ": "th",
-        "Þ": "Th",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "\u0131": "i",
-        "\u2019": "'",
-        "\u2018": "'",
-        "\u02bc": "'",
-        "\u2032": "'",
-        "`": "'",
-    }
-)
-
-_local = threading.local()
-
-
-def tokenize(text: str) -> list[str]:
-    """Terms for BM25; documents and queries must go through this same function.
-
-    Case, accents and apostrophe style are folded so "Zürich"/"Zurich" and curly/straight
-    "Obama's" meet; numbers stay (questions ask about years and counts) with thousands
-    separators dropped; stopwords go, except when written as an acronym ("U.S.", "US",
-    "WHO"), since those are names, not filler; the rest is Snowball-stemmed so "warned"
-    finds "warning".
-    """
-    terms: list[str] = []
-    for acronym, number, cjk, word in _token_re().findall(_fold(text)):
-        if word:
-            term = word.casefold()
-            if "'" in term:
-                term = term.removesuffix("'s").replace("'", "")
-            if term in STOPWORDS and not (len(word) > 1 and word.isupper()):
-                continue
-        elif number:
-            term = number.replace(",", "") if _THOUSANDS_RE.fullmatch(number) else number
-            if "," in term:
-                terms.extend(part.casefold() for part in term.split(",") if part)
-                continue
-            term = term.casefold()
-        elif acronym:
-            term = acronym.replace(".", "").casefold()
-        else:
-            term = cjk
-        if term and len(term) <= _MAX_TOKEN_CHARS:
-            terms.append(term)
-    return _stemmer().stemWords(terms) if terms else terms
-
-
-@functools.cache
-def _token_re() -> re.Pattern[str]:
-    """The token pattern, built on first use because it needs a scan of the Unicode table.
-
-    Python's \\w leaves out combining marks, which would cut Hindi, Thai or Arabic words
-    at every vowel sign, so the word pattern adds every mark of the Basic Multilingual
-    Plane. CJK has no spaces between words, so each ideograph or kana is its own term.
-    """
-    marks = "".join(
-        re.escape(chr(cp)) for cp in range(0x10000) if unicodedata.category(chr(cp)).startswith("M")
-    )
-    letter = rf"[^\W_{_CJK}]"
-    # Possessive (Python 3.11+): a word never needs to give characters back, and not
-    # backtracking makes the pattern about a third faster.
-    word = rf"(?:{letter}++[{marks}]*+)++"
-    return re.compile(
-        rf"""
-        (?P<acronym>{_LETTER}\.(?:{_LETTER}\.)*{_LETTER}\.?(?![^\W_]))  # U.S., U.K, a.m.
-        | (?P<number>\d+(?:[.,]\d+)*(?:{_LETTER}+)?)                    # 1,000 3.5 1990s 20th
-        | (?P<cjk>[{_CJK}])                                             # one ideograph/kana each
-        | (?P<word>{word}(?:'{word})*)                                  # don't, O'Neill, Zürich
-        """,
-        re.VERBOSE,
-    )
-
-
-def _fold(text: str) -> str:
-    """Compatibility-normalise (ligatures, full-width forms) and strip Latin accents."""
-    if text.isascii():
-        return text.replace("`", "'")
-    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
-    return unicodedata.normalize("NFC", _ACCENTS_RE.sub("", decomposed))
-
-
-def _stemmer() -> Any:
-    """A stemmer per thread: PyStemmer objects are not safe to share between threads."""
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        import Stemmer  # type: ignore[import-not-found]  # PyStemmer ships no stubs
-
-        stemmer = Stemmer.Stemmer(_STEMMER_ALGORITHM)
-        _local.stemmer = stemmer
-    return stemmer
+__all__ = ["TOKENIZER", "LexicalIndex", "LexicalIndexError", "Segment", "compact", "tokenize"]
 
 
 LEXICAL_DIR = "lexical"  # the segments' directory inside an index directory

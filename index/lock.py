@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsdesk.errors import NewsdeskError
+
 LOCK_FILE = "write.lock"
 _RECORD_LIMIT = 64 * 1024  # what is read back of an unfinished writer's record
 
 
-class IndexBusy(RuntimeError):
+class IndexBusy(NewsdeskError, RuntimeError):
     """Another process is building or updating this index."""
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
 
 
-class UnusableIndex(RuntimeError):
+class UnusableIndex(NewsdeskError, RuntimeError):
     """The index is missing, unreadable or does not fit the settings."""
 
 

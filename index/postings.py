@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from index.manifest import fsync_dir
+from newsdesk.errors import NewsdeskError
 
 FORMAT = 2
 META_FILE = "segment.json"
@@ -45,7 +46,7 @@ Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float32]
 
 
-class LexicalIndexError(ValueError):
+class LexicalIndexError(NewsdeskError, ValueError):
     """A lexical segment is missing, unreadable, inconsistent or may not be written."""
 
 

@@ -20,6 +20,7 @@ from index.dates import epoch_seconds
 from index.embed import Vectors
 from index.manifest import UnusableIndex
 from index.types import Article, Chunk
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ _PAGE = 5000  # chunks read per request
 _HTTP_API = "chromadb.api.fastapi.FastAPI"
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(NewsdeskError, RuntimeError):
     """Chroma could not be reached or opened."""
 
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "ask": ("rag.cli", "ask"),
     "eval": ("eval.cli", "eval_group"),
     "chat": ("ui.cli", "chat"),
+    "serve": ("ui.cli", "serve"),
 }
 
 

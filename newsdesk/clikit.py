@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings, load_settings
 
 EXIT_FAILED = 1
@@ -80,11 +81,19 @@ def settings_from(
 
 
 @contextmanager
-def reported(*errors: type[BaseException]) -> Iterator[None]:
-    """Turn our expected failures into one clear line on stderr and exit code 1."""
+def reported() -> Iterator[None]:
+    """Turn our expected failures into one clear line on stderr and their exit code.
+
+    Expected are every `NewsdeskError` and any `OSError` (a file, folder or disk the
+    user named: its message names the path); anything else is a bug and keeps its
+    traceback.
+    """
     try:
         yield
-    except errors as exc:
+    except NewsdeskError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ LLM_ENV = {
     "model": "NEWSDESK_LLM_MODEL",
     "api_key": "NEWSDESK_LLM_API_KEY",
 }
+TOKEN_ENV = "NEWSDESK_TOKEN"  # chat.token: the short name a deployment sets
 
 
 def default_index_dir() -> Path:
@@ -246,11 +247,22 @@ class LlmSettings(Section):
 class ChatSettings(Section):
     host: str = Field(
         default="127.0.0.1",
-        description="Address `newsdesk chat` listens on; anything else exposes your articles.",
+        description=(
+            "Address `newsdesk chat` and `newsdesk serve` listen on; anything but loopback "
+            "exposes your articles, so it needs chat.token."
+        ),
     )
     port: int = Field(default=7860, ge=1, le=65535)
     max_upload_mb: float = Field(
         default=50, gt=0, le=10_000, description="Largest article file the chat page accepts."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The bearer token `newsdesk serve` requires of API calls (and as the chat's "
+            "login password); required to listen beyond loopback (env NEWSDESK_TOKEN). "
+            "Never printed; not part of an answer's settings_hash."
+        ),
     )
     max_question_chars: int = Field(
         default=2000,
@@ -307,23 +319,29 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             env_settings,
-            _LlmEnvAliases(settings_cls),
+            _EnvAliases(settings_cls),
         ]
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
 
-class _LlmEnvAliases(PydanticBaseSettingsSource):
+class _EnvAliases(PydanticBaseSettingsSource):
     """NEWSDESK_LLM_BASE_URL, _MODEL and _API_KEY: the names other tools' docs use for
-    an OpenAI-compatible endpoint, beside the nested NEWSDESK_LLM__BASE_URL form."""
+    an OpenAI-compatible endpoint, beside the nested NEWSDESK_LLM__BASE_URL form; and
+    NEWSDESK_TOKEN for chat.token."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        found = {key: os.environ[env] for key, env in LLM_ENV.items() if os.environ.get(env)}
-        return {"llm": found} if found else {}
+        found: dict[str, Any] = {}
+        llm = {key: os.environ[env] for key, env in LLM_ENV.items() if os.environ.get(env)}
+        if llm:
+            found["llm"] = llm
+        if os.environ.get(TOKEN_ENV):
+            found["chat"] = {"token": os.environ[TOKEN_ENV]}
+        return found
 
 
 def _config_file() -> Path | None:

@@ -10,10 +10,6 @@ from typing import Any
 import click
 
 from index.demo import DEMO_ATTRIBUTION
-from index.embed import ModelNotAvailable
-from index.lexical import LexicalIndexError
-from index.manifest import UnusableIndex
-from index.store import StoreUnavailable
 from newsdesk.clikit import (
     EXIT_FAILED,
     answerer_options,
@@ -22,11 +18,8 @@ from newsdesk.clikit import (
     settings_from,
 )
 from rag.generate import open_answerer
-from rag.llm import LlmNotConfigured
 from rag.retrieve import Filters
 from rag.types import Answer
-
-FAILURES = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError, LlmNotConfigured)
 
 
 @click.command()
@@ -69,7 +62,7 @@ def ask(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = settings_from(index_dir, **answerer)
-    with reported(*FAILURES):
+    with reported():
         engine = open_answerer(settings)
         if not engine.reader.articles:
             click.echo(

@@ -22,14 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index.dedupe import canonical_order
-from index.lexical import tokenize
+from index.text import WORD, numbers_in, tokenize
 from index.types import Article
-from rag.support import numbers_in
 
-_COUNT = re.compile(r"\bhow\s+(?:many|much)\s+([^\W\d_][\w'-]*)|\bnumber\s+of\s+([^\W\d_][\w'-]*)")
+_COUNT = re.compile(rf"\bhow\s+(?:many|much)\s+({WORD.pattern})|\bnumber\s+of\s+({WORD.pattern})")
 _WHEN = re.compile(r"\bwhen\b|\bwhat\s+year\b|\bwhich\s+year\b|\bin\s+what\s+year\b")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
-_WORD = re.compile(r"[^\W\d_][\w'-]*")
 _NEAR = 4  # words between a counted word and its number
 
 
@@ -109,7 +107,7 @@ def _count(text: str, stems: set[str]) -> str | None:
     """The number nearest to the counted word, within a few words of it."""
     if not stems:
         return None
-    words = [(m.start(), m.group(0)) for m in _WORD.finditer(text)]
+    words = [(m.start(), m.group(0)) for m in WORD.finditer(text)]
     numbers = numbers_in(text)
     best: tuple[int, str] | None = None
     for offset, word in words:

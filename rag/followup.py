@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from itertools import takewhile
 from typing import Literal
 
+from index.text import QUESTION_STOPWORDS, QuestionToken, question_tokens
+
 MAX_CONTEXT_WORDS = 12
 """At most this many words of earlier questions ride along, so queries never grow."""
 
@@ -48,29 +50,6 @@ FollowupReason = Literal["continuation", "reference", "relative", "ellipsis", "s
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
-
-# Words that carry no topic: question words, auxiliaries, pronouns, determiners,
-# prepositions, conjunctions, and verbs that every question about a statement uses.
-# Contractions are split before look-up, so "didn't" arrives as "did" and "can't" as "ca".
-STOPWORDS = _words(
-    """
-    a about above after again against all also although am among an and another any
-    anyone anything are around as at be because been before being below besides
-    between both but by ca can cannot could d did do does doing done down during each
-    either else e.g. etc even ever every exactly few for from further get gets got had
-    has have having he her here hers herself him himself his how however i i.e. if in
-    instead into is it its itself just know later least less let like ll m many may me
-    might more most much must my myself neither next no nor not now of off often on
-    once one only or other our ours ourselves out over own per please plus precisely
-    quite rather re really regarding s said same say saying says shall she should since
-    so some someone something specifically still such t tell tells than that the their
-    theirs them themselves then there these they thing things think this those though
-    through thus to told too toward towards under until up upon us ve very via was we
-    were what whatever when whenever where whereas whether which while who whom whose
-    why will with within without wo would yet you your yours yourself yourselves
-    happen happened happens mean meant means make made go going
-    """
-)
 
 # Opening words that only make sense as the continuation of something said before.
 CONTINUATION_WORDS = _words("and also but then so plus or")
@@ -107,16 +86,6 @@ IT_PREDICATES = _words(
 # Lower-case words that join the parts of a name: "Bank of England", "Ursula von der Leyen".
 NAME_CONNECTORS = _words("of de da del della der den van von la le du al bin el")
 
-_CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
-
-# Initialisms ("U.S."), numbers with their unit ("3.5bn", "1990s", "40%"), then words
-# with inner hyphens or apostrophes ("COVID-19", "O'Brien", "Rutte's").
-_TOKEN = re.compile(
-    r"(?:[^\W\d_]\.){2,}"
-    r"|\d+(?:[.,:]\d+)*(?:%|[^\W_]*)"
-    r"|[^\W_]+(?:[-'\u2019\u02bc][^\W_]+)*"
-)
 # Quoted phrases in straight, curly, low-9 and guillemet quotes. Single quotes must
 # not touch a letter on the outside so that apostrophes are not taken for quotes; their
 # length is bounded so that a text full of stray apostrophes is still scanned quickly.
@@ -131,31 +100,6 @@ _QUOTE = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
-    text: str  # as written, minus any clitic: "Rutte" for "Rutte's"
-    base: str  # case-folded and clitic-free, for stopword look-ups and de-duplication
-    clitic: str
-    start: int
-    end: int  # end of `text`, before the clitic, so a possessive breaks a name
-
-    @property
-    def capitalised(self) -> bool:
-        return self.text[:1].isupper()
-
-    @property
-    def acronym(self) -> bool:
-        return len(self.text) >= 2 and self.text.isupper()
-
-    @property
-    def number(self) -> bool:
-        return self.text[:1].isdigit()
-
-    @property
-    def content(self) -> bool:
-        return self.base not in STOPWORDS and (len(self.base) > 1 or self.number)
-
-
-@dataclass(frozen=True, slots=True)
 class _Span:
     text: str
     start: int
@@ -165,7 +109,7 @@ class _Span:
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     text: str
-    tokens: tuple[_Token, ...]
+    tokens: tuple[QuestionToken, ...]
     names: tuple[_Span, ...]
     quotes: tuple[_Span, ...]
 
@@ -229,7 +173,7 @@ def _has_unresolved_reference(parsed: _Parsed) -> bool:
     return False
 
 
-def _is_reference(tokens: Sequence[_Token], i: int) -> bool:
+def _is_reference(tokens: Sequence[QuestionToken], i: int) -> bool:
     base = tokens[i].base
     if base not in REFERENCES:
         return False
@@ -242,14 +186,14 @@ def _is_reference(tokens: Sequence[_Token], i: int) -> bool:
     return True
 
 
-def _is_dummy_it(tokens: Sequence[_Token], i: int) -> bool:
+def _is_dummy_it(tokens: Sequence[QuestionToken], i: int) -> bool:
     following = [token.base for token in tokens[i + 1 : i + 3]]
     if following and following[0] in BE:
         following = following[1:]
     return bool(following) and following[0] in IT_PREDICATES
 
 
-def _is_complementiser(tokens: Sequence[_Token], i: int) -> bool:
+def _is_complementiser(tokens: Sequence[QuestionToken], i: int) -> bool:
     """In "said that prices rose" it introduces a clause; a "that" pointing back
     instead ends the question, follows a preposition, auxiliary or question word, or
     is followed by an auxiliary ("about that", "did that happen", "that was")."""
@@ -260,7 +204,7 @@ def _is_complementiser(tokens: Sequence[_Token], i: int) -> bool:
     return before not in pointing and tokens[i + 1].base not in AUXILIARIES
 
 
-def _is_existential(tokens: Sequence[_Token], i: int) -> bool:
+def _is_existential(tokens: Sequence[QuestionToken], i: int) -> bool:
     before = tokens[i - 1].base if i > 0 else ""
     after = tokens[i + 1].base if i + 1 < len(tokens) else ""
     return tokens[i].clitic in ("'s", "'re") or before in BE or after in BE
@@ -351,26 +295,13 @@ def _bases_within(parsed: _Parsed, span: _Span) -> tuple[str, ...]:
     return tuple(token.base for token in inside)
 
 
-def _start(token: _Token) -> int:
+def _start(token: QuestionToken) -> int:
     return token.start
 
 
 def _parse(text: str) -> _Parsed:
-    tokens = tuple(_tokenise(text))
+    tokens = tuple(question_tokens(text))
     return _Parsed(text, tokens, _names(text, tokens), _quotes(text))
-
-
-def _tokenise(text: str) -> list[_Token]:
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        surface = match.group()
-        folded = surface.casefold().translate(_APOSTROPHES)
-        clitic = next((c for c in _CLITICS if folded.endswith(c) and folded != c), "")
-        cut = len(surface) - len(clitic)
-        tokens.append(
-            _Token(surface[:cut], folded[:cut], clitic, match.start(), match.start() + cut)
-        )
-    return tokens
 
 
 def _quotes(text: str) -> tuple[_Span, ...]:
@@ -383,7 +314,7 @@ def _quotes(text: str) -> tuple[_Span, ...]:
     return tuple(spans)
 
 
-def _names(text: str, tokens: Sequence[_Token]) -> tuple[_Span, ...]:
+def _names(text: str, tokens: Sequence[QuestionToken]) -> tuple[_Span, ...]:
     """A lone capitalised first word is sentence case, not evidence of a name,
     unless it is an acronym."""
     spans = []
@@ -400,11 +331,11 @@ def _names(text: str, tokens: Sequence[_Token]) -> tuple[_Span, ...]:
     return tuple(spans)
 
 
-def _starts_name(token: _Token) -> bool:
-    return token.capitalised and (token.base not in STOPWORDS or token.acronym)
+def _starts_name(token: QuestionToken) -> bool:
+    return token.capitalised and (token.base not in QUESTION_STOPWORDS or token.acronym)
 
 
-def _name_end(text: str, tokens: Sequence[_Token], i: int) -> int:
+def _name_end(text: str, tokens: Sequence[QuestionToken], i: int) -> int:
     """One past the last token of the name starting at `i`."""
     end = i + 1
     while end < len(tokens) and _adjacent(text, tokens[end - 1], tokens[end]):
@@ -418,7 +349,7 @@ def _name_end(text: str, tokens: Sequence[_Token], i: int) -> int:
     return end
 
 
-def _connectors_end(text: str, tokens: Sequence[_Token], i: int) -> int:
+def _connectors_end(text: str, tokens: Sequence[QuestionToken], i: int) -> int:
     """One past a run of name connectors starting at `i` ("von der"), each followed
     by only spaces."""
     end = i
@@ -431,7 +362,7 @@ def _connectors_end(text: str, tokens: Sequence[_Token], i: int) -> int:
     return end
 
 
-def _adjacent(text: str, left: _Token, right: _Token) -> bool:
+def _adjacent(text: str, left: QuestionToken, right: QuestionToken) -> bool:
     """Only spaces between them: punctuation or a possessive ends a name."""
     gap = text[left.end : right.start]
     return bool(gap) and gap.isspace()

@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import LLM_ENV, LlmSettings
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
 
 
-class LlmNotConfigured(ValueError):
+class LlmNotConfigured(NewsdeskError, ValueError):
     """The settings ask for an LLM but do not say which, or name a missing file/package."""
 
 
-class LlmUnavailable(RuntimeError):
+class LlmUnavailable(NewsdeskError, RuntimeError):
     """The model could not be reached, timed out or broke off: the caller falls back."""
 
 

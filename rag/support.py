@@ -21,7 +21,6 @@ score, which is what catches reversed meanings; the fact check still applies.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,7 +28,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from index.lexical import STOPWORDS, tokenize
+from index.text import NUMBER, NUMBER_WORDS, TERM_STOPWORDS, WORD, numbers_in, tokenize
 from rag.llm import LlmNotConfigured
 
 Verdict = Literal["supported", "partial", "unsupported"]
@@ -44,13 +43,6 @@ class Thresholds:
     dense_weight: float = 0.6
     supported_at: float = 0.7
     partial_at: float = 0.525
-
-
-_SMALL_NUMBERS = """zero one two three four five six seven eight nine ten eleven twelve
-    thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"""
-_NUMBER_WORDS = {word: str(n) for n, word in enumerate(_SMALL_NUMBERS.split())}
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_WORD = re.compile(r"[^\W\d_][\w'-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,31 +172,20 @@ def facts(text: str) -> dict[str, set[str]]:
     text = text.replace("\u2019", "'")
     numbers = {value for _, value in numbers_in(text)}
     names: set[str] = set()
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         word = match.group(0)
         folded = word.casefold()
-        if folded in _NUMBER_WORDS:
+        if folded in NUMBER_WORDS:
             continue
         before = text[: match.start()].rstrip()
         starts_sentence = not before or before[-1] in '.!?:"“'
-        if word[0].isupper() and not starts_sentence and folded not in STOPWORDS:
+        if word[0].isupper() and not starts_sentence and folded not in TERM_STOPWORDS:
             names.add(folded.removesuffix("'s"))
     return {"number": numbers, "name": names}
-
-
-def numbers_in(text: str) -> list[tuple[int, str]]:
-    """(offset, value) of every number in the text, in order, normalised as in `facts`."""
-    found = [(m.start(), m.group(0).replace(",", "")) for m in _NUMBER.finditer(text)]
-    found += [
-        (m.start(), _NUMBER_WORDS[m.group(0).casefold()])
-        for m in _WORD.finditer(text)
-        if m.group(0).casefold() in _NUMBER_WORDS
-    ]
-    return sorted(found)
 
 
 def _words(text: str) -> set[str]:
     """Every word and number of the text, casefolded: where a claim's facts are looked for."""
     text = text.replace("\u2019", "'")
-    found = {w.casefold().removesuffix("'s") for w in _WORD.findall(text)}
-    return found | {n.replace(",", "") for n in _NUMBER.findall(text)}
+    found = {w.casefold().removesuffix("'s") for w in WORD.findall(text)}
+    return found | {n.replace(",", "") for n in NUMBER.findall(text)}

@@ -34,9 +34,8 @@ from typing import TYPE_CHECKING, Literal
 
 from dateutil.relativedelta import relativedelta
 
-from index.lexical import tokenize
+from index.text import NUMBER_WORDS, QUESTION_STOPWORDS, tokenize
 from index.types import Article
-from rag.followup import STOPWORDS
 from rag.retrieve import Filters
 from rag.types import TimeReading
 
@@ -125,22 +124,6 @@ _STEPS = {
     "week": relativedelta(weeks=1),
     "month": relativedelta(months=1),
     "year": relativedelta(years=1),
-}
-_WORD_NUMBERS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
 }
 
 
@@ -386,7 +369,8 @@ def _resolve(shape: str, text: str, today: date) -> tuple[date, date] | None:
 
 
 def _count(word: str) -> int:
-    return int(word) if word.isdigit() else _WORD_NUMBERS[word]
+    """Digits or a number word: "3", "three", "a" (as in "a week ago")."""
+    return 1 if word in ("a", "an") else int(NUMBER_WORDS.get(word, word))
 
 
 def _period(day: date, period: str) -> tuple[date, date] | None:
@@ -427,7 +411,7 @@ def _events(question: str, taken: list[tuple[int, int]]) -> Iterable[str]:
         words = match.group("event").split()
         kept = words[:1] if words[0].lower() in ("the", "a", "an") else []
         for word in words[len(kept) :]:
-            if word.lower().strip("'\u2019") in STOPWORDS:
+            if word.lower().strip("'\u2019") in QUESTION_STOPWORDS:
                 break
             kept.append(word)
         if len(kept) > (1 if kept and kept[0].lower() in ("the", "a", "an") else 0):

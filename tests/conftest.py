@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from index.embed import Embedder
-from newsdesk.settings import LLM_ENV, EmbeddingSettings, Settings
+from newsdesk.settings import LLM_ENV, TOKEN_ENV, EmbeddingSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -34,7 +34,7 @@ def shared_data(relative: str) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own config, env or data dir."""
-    for name in ("NEWSDESK_INDEX_DIR", "NEWSDESK_CONFIG", *LLM_ENV.values()):
+    for name in ("NEWSDESK_INDEX_DIR", "NEWSDESK_CONFIG", TOKEN_ENV, *LLM_ENV.values()):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # gradio_client reports usage unless this says otherwise, whatever its own flag says

@@ -14,14 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from index.build import IndexReport, NothingToIndex
+from index.build import IndexReport
 from index.demo import DEMO_ATTRIBUTION
-from index.embed import ModelNotAvailable
-from index.lexical import LexicalIndexError
-from index.lock import IndexBusy
-from index.manifest import UnusableIndex
-from index.store import StoreUnavailable
-from rag.llm import LlmNotConfigured
+from newsdesk.errors import NewsdeskError
 from rag.retrieve import Filters
 from rag.types import Answer
 from ui.render import (
@@ -33,23 +28,9 @@ from ui.render import (
     status_html,
     streaming_html,
 )
-from ui.service import Busy, ChatService, NoIndex
-from ui.uploads import SUFFIXES, Upload, UploadRejected
+from ui.service import ChatService
+from ui.uploads import SUFFIXES, Upload
 
-# What a user can fix, shown on the page rather than as a server error.
-_SHOWN = (
-    NoIndex,
-    LlmNotConfigured,
-    Busy,
-    NothingToIndex,
-    IndexBusy,
-    UploadRejected,
-    UnusableIndex,
-    ModelNotAvailable,
-    StoreUnavailable,
-    LexicalIndexError,
-    OSError,
-)
 Messages = list[dict[str, Any]]
 
 
@@ -169,7 +150,7 @@ def build_page(service: ChatService) -> Page:
                     written += part  # a model writing: show it, marked as not yet checked
                     messages[-1] = _bot(streaming_html(written))
                     yield messages, "", shown, turns
-            except _SHOWN as exc:
+            except (NewsdeskError, OSError) as exc:  # the user can fix it: shown on the page
                 messages[-1] = _bot(error_html(str(exc)))
                 yield messages, "", shown, turns
                 return
@@ -198,14 +179,14 @@ def build_page(service: ChatService) -> Page:
             uploads = [Upload(name=Path(p).name, path=Path(p)) for p in paths or []]
             try:
                 stored, done = service.add(uploads, _progress(progress))
-            except _SHOWN as exc:
+            except (NewsdeskError, OSError) as exc:
                 return error_html(str(exc))
             return _report(done, [p.name for p in stored])
 
         def rebuild_all(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (Gradio finds it so)
             try:
                 done = service.rebuild(_progress(progress))
-            except _SHOWN as exc:
+            except (NewsdeskError, OSError) as exc:
                 return error_html(str(exc))
             return _report(done, [])
 

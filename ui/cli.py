@@ -1,53 +1,53 @@
-"""`newsdesk chat`: the web chat, on this machine only unless told otherwise."""
+"""`newsdesk chat` (the web chat) and `newsdesk serve` (the HTTP API with the chat),
+on this machine only unless told otherwise."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from index.embed import ModelNotAvailable
-from index.lexical import LexicalIndexError
-from index.manifest import UnusableIndex
-from index.store import StoreUnavailable
-from newsdesk.clikit import answerer_options, index_dir_option, reported, settings_from
-from rag.llm import LlmNotConfigured
+from newsdesk.clikit import (
+    EXIT_FAILED,
+    answerer_options,
+    index_dir_option,
+    reported,
+    settings_from,
+)
+from newsdesk.settings import TOKEN_ENV, Settings
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+if TYPE_CHECKING:
+    from ui.service import ChatService
+
+host_option = click.option(
+    "--host", help="Address to listen on (default 127.0.0.1: this machine only)."
+)
+port_option = click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default 7860)."
+)
 
 
 @click.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1: this machine only).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 7860).")
+@host_option
+@port_option
 @answerer_options
 @index_dir_option
 def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer: Any) -> None:
-    """Open the web chat over the index: cited answers, sources, uploads, rebuilds."""
-    settings = settings_from(index_dir, **answerer)
-    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update={"chat": settings.chat.model_copy(update=changes)})
-    # Gradio reads these when imported: no telemetry, and uploads stay in the data dir.
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ["GRADIO_TEMP_DIR"] = str(settings.index_dir.resolve() / ".gradio")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from ui.app import build_page
-    from ui.service import ChatService
+    """Open the web chat over the index: cited answers, sources, uploads, rebuilds.
 
-    service = ChatService(settings)
-    failures = (UnusableIndex, ModelNotAvailable, StoreUnavailable, LexicalIndexError)
-    with reported(*failures, LlmNotConfigured):
-        click.echo(f"opening the index in {settings.index_dir} …", err=True)
-        if service.answerer() is None:
-            click.echo(f"note: {service.no_index_message()}", err=True)
-        service.warm_up()
-    if settings.chat.host not in _LOOPBACK:
-        click.echo(
-            f"warning: listening on {settings.chat.host}: anyone who can reach this machine "
-            "can read the articles and change the index",
-            err=True,
-        )
+    Beyond 127.0.0.1 it needs a token (NEWSDESK_TOKEN or chat.token), asked for as the
+    password of a login page.
+    """
+    settings = _settings(index_dir, host, port, answerer)
+    token = _token(settings)
+    service = _open(settings)
+    from ui.api import LOGIN_MESSAGE, token_login
+    from ui.app import build_page
+
     page = build_page(service)
     click.echo(
         f"newsdesk chat on http://{settings.chat.host}:{settings.chat.port} (Ctrl-C stops it)",
@@ -68,4 +68,85 @@ def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer:
         css=page.css,
         js=page.js,
         footer_links=["api", "settings"],
+        auth=token_login(token) if token else None,
+        auth_message=LOGIN_MESSAGE,
     )
+
+
+@click.command()
+@host_option
+@port_option
+@answerer_options
+@index_dir_option
+def serve(host: str | None, port: int | None, index_dir: Path | None, **answerer: Any) -> None:
+    """Serve the HTTP API (/v1/…, OpenAPI at /docs) and the web chat (/) on one port.
+
+    Beyond 127.0.0.1 it needs a token (NEWSDESK_TOKEN or chat.token): API calls then
+    send `Authorization: Bearer TOKEN`, and the chat asks for it as its password.
+    """
+    settings = _settings(index_dir, host, port, answerer)
+    token = _token(settings)
+    service = _open(settings)
+    import uvicorn
+
+    from ui.api import create_app
+
+    app = create_app(service, token)
+    where = f"http://{settings.chat.host}:{settings.chat.port}"
+    access = "bearer token required" if token else "no token: this machine only"
+    click.echo(
+        f"newsdesk API on {where}/v1 ({access}), docs on {where}/docs, chat on {where}/ "
+        "(Ctrl-C stops it)",
+        err=True,
+    )
+    uvicorn.run(app, host=settings.chat.host, port=settings.chat.port, log_level="warning")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the server to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
+
+
+def _token(settings: Settings) -> str | None:
+    """chat.token, if set; required (else exit 1) to listen beyond this machine."""
+    secret = settings.chat.token.get_secret_value().strip() if settings.chat.token else ""
+    if not secret and not is_loopback(settings.chat.host):
+        click.echo(
+            f"error: not listening on {settings.chat.host} without a token: anyone who can "
+            f"reach this machine could read the articles and change the index. Set "
+            f"{TOKEN_ENV} (or chat.token in newsdesk.toml), or listen on 127.0.0.1",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    return secret or None
+
+
+def _settings(
+    index_dir: Path | None, host: str | None, port: int | None, answerer: dict[str, Any]
+) -> Settings:
+    settings = settings_from(index_dir, **answerer)
+    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    return settings.model_copy(update={"chat": settings.chat.model_copy(update=changes)})
+
+
+def _open(settings: Settings) -> ChatService:
+    """The chat's service over the index, warmed up, with Gradio's environment set
+    before Gradio is first imported."""
+    # Gradio reads these when imported: no telemetry, and uploads stay in the data dir.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["GRADIO_TEMP_DIR"] = str(settings.index_dir.resolve() / ".gradio")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from ui.service import ChatService
+
+    service = ChatService(settings)
+    with reported():
+        click.echo(f"opening the index in {settings.index_dir} …", err=True)
+        if service.answerer() is None:
+            click.echo(f"note: {service.no_index_message()}", err=True)
+        service.warm_up()
+    return service

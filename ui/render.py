@@ -140,11 +140,17 @@ def pending_html(text: str) -> str:
     return f'<div class="nd-pending">{escape(text)}</div>'
 
 
-def paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    """The paragraph(s) around text[start:end], clipped to a readable length at spaces."""
+def paragraph_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """The whole line(s) around text[start:end]: the paragraph the chat shows a span in,
+    and the API returns with it (`/v1/articles/{id}?start=&end=`)."""
     low = text.rfind("\n", 0, start) + 1
     high = text.find("\n", end)
-    high = len(text) if high < 0 else high
+    return low, len(text) if high < 0 else high
+
+
+def paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The paragraph(s) around text[start:end], clipped to a readable length at spaces."""
+    low, high = paragraph_of(text, start, end)
     if start - low > _CONTEXT_CHARS:
         cut = text.find(" ", start - _CONTEXT_CHARS, start)
         low = cut + 1 if cut >= 0 else start - _CONTEXT_CHARS

@@ -20,6 +20,7 @@ from index.manifest import read_manifest
 from index.reader import IndexReader
 from index.status import index_status
 from index.store import StoreUnavailable
+from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
 from rag.answer import Answerer
 from rag.generate import AnswersQuestions, LlmAnswerer
@@ -31,11 +32,11 @@ from ui.uploads import Upload, store_uploads
 UPLOADS = "uploads"
 
 
-class NoIndex(RuntimeError):
+class NoIndex(NewsdeskError, RuntimeError):
     """There is nothing to answer from yet; the message says how to make an index."""
 
 
-class Busy(RuntimeError):
+class Busy(NewsdeskError, RuntimeError):
     """Another update or rebuild is running."""
 
 
@@ -152,6 +153,18 @@ class ChatService:
             report = Indexer(self.settings, self._writer()).update(stored, progress=progress)
         self.answerer()
         return stored, report
+
+    def update(
+        self, sources: Sequence[Path], prune: bool = False, progress: Progress | None = None
+    ) -> IndexReport:
+        """Index what is new or changed in files already on this machine (the HTTP API's
+        `/v1/index/update`), under the same one-write-at-a-time rule as uploads."""
+        with self._write_lock():
+            report = Indexer(self.settings, self._writer()).update(
+                sources, prune=prune, progress=progress
+            )
+        self.answerer()
+        return report
 
     def rebuild(self, progress: Progress | None = None) -> IndexReport:
         """Re-index every source the index was built from, into a fresh collection.

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsdesk.errors import NewsdeskError
+
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".md", ".markdown", ".html", ".htm")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 100
 
 
-class UploadRejected(ValueError):
+class UploadRejected(NewsdeskError, ValueError):
     """An upload we will not store; the message names the file and the reason."""
 
 
