@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make chat   set up, index the demo collection, open the chat on http://127.0.0.1:7860
-#   make test   set up, then lint, type-check and run the whole test suite
+#   make test   set up, then lint, type-check and run the whole test suite (what CI runs)
+# and one is the inner loop while editing:
+#   make check  lint, type-check and the fast tests: no browser, process, server, LLM or slow tier
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +14,7 @@ CHROMIUM := /usr/bin/chromium
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup local-llm chat test lint browser clean
+.PHONY: setup local-llm chat test check lint browser clean
 
 setup: $(STAMP)
 
@@ -52,9 +54,19 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The tiers `make check` leaves to `make test` (markers registered in pyproject.toml).
+SLOW_TIERS := browser or process or server or llm or slow
+
 # pytest exits 5 when it collected no tests: a suite that ran nothing is a failure.
 test: lint browser local-llm
 	$(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+# The inner loop: about 2 minutes on 2 cores. It needs neither Chromium nor the local LLM,
+# so it skips their installs; `make test` still runs every tier.
+check: lint
+	$(BIN)/pytest -m "not ($(SLOW_TIERS))"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -121,7 +121,7 @@ def plain(
     from chromadb.config import Settings as ChromaSettings
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.core.node_parser import SentenceSplitter
-    from llama_index.core.schema import MetadataMode
+    from llama_index.core.schema import MetadataMode, TextNode
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
@@ -150,14 +150,15 @@ def plain(
     )
     tokenizer = embed._model.tokenizer
     limit = embed._model.max_seq_length
+    assert limit is not None  # all-MiniLM-L6-v2 reads 256 word-pieces
     texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
     tokens = sum(min(len(ids), limit) for ids in tokenizer(texts)["input_ids"])
     retriever = index.as_retriever(similarity_top_k=10)
 
     def search(question: str) -> list[tuple[str, int, int]]:
         return [
-            (hit.node.ref_doc_id or "", hit.node.start_char_idx or 0, hit.node.end_char_idx or 0)
-            for hit in retriever.retrieve(question)
+            (node.ref_doc_id or "", node.start_char_idx or 0, node.end_char_idx or 0)
+            for node in (cast(TextNode, hit.node) for hit in retriever.retrieve(question))
         ]
 
     return seconds, len(nodes), tokens, search

@@ -6,7 +6,7 @@
 
 Runs `newsdesk eval` (the SQuAD subset) with the extractive answerer, then with
 `--answerer llm`. Without --base-url the model is a scripted policy on a local
-OpenAI-compatible server (tests/llm_server.py): it answers with the passage sentence
+OpenAI-compatible server (bench/scripted_llm.py): it answers with the passage sentence
 sharing most terms with the question, cites the wrong key on every fifth question and
 adds an invented sentence on every seventh, so the run shows how many of those the
 support check stops. With --base-url, any real model (e.g. `python -m llama_cpp.server`).
@@ -40,9 +40,9 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, default=ROOT / "bench-out" / "eval-index")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    from bench.scripted_llm import ScriptedLLM
     from eval.run import run_eval
     from newsdesk.settings import Settings
-    from tests.llm_server import ScriptedLLM
 
     articles = [DATA / "articles.jsonl"]
     questions = DATA / "questions.jsonl"
@@ -79,10 +79,10 @@ class Policy:
         self.counts = {"replies": 0, "refusals": 0, "wrong_key": 0, "invented_sentence": 0}
 
     def reply(self, prompt: str) -> Any:
+        from bench.scripted_llm import Plan
         from index.sentences import sentence_spans
         from index.text import tokenize
         from rag.types import CANNOT_ANSWER
-        from tests.llm_server import Plan
 
         turn = next(self.turn)
         self.counts["replies"] += 1

@@ -52,7 +52,10 @@ def embedder() -> Iterator[Embedder]:
 
 @pytest.fixture(scope="session")
 def demo_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled demo collection, indexed once per test session; tests only read it."""
+    """The bundled demo collection, indexed once per test session; tests only read it.
+
+    Building it takes about half a minute on 2 cores, a quarter of `make check`'s budget,
+    so the tests that use it are marked `slow` (or sit in a slower tier already)."""
     from index.build import Indexer
     from index.demo import demo_sources
 

@@ -7,8 +7,10 @@ import re
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from llama_index.core.schema import TextNode
 
 from index.build import Indexer
 from index.dedupe import same_sentence
@@ -43,7 +45,8 @@ def assert_citations_are_exact(answer: Answer, answerer: Answerer) -> None:
     assert len(set(spans)) == len(spans)
 
 
-def test_seed_question_quotes_rutte_warning(answerer: Answerer):
+@pytest.mark.slow
+def test_seed_question_quotes_rutte_warning(answerer: Answerer) -> None:
     answer = answerer.ask("What did the Secretary General warn about?")
     assert not answer.abstained
     assert_citations_are_exact(answer, answerer)
@@ -55,7 +58,8 @@ def test_seed_question_quotes_rutte_warning(answerer: Answerer):
     assert answer.timings_ms["total"] > 0
 
 
-def test_question_outside_the_collection_abstains(answerer: Answerer):
+@pytest.mark.slow
+def test_question_outside_the_collection_abstains(answerer: Answerer) -> None:
     answer = answerer.ask("What is the boiling point of liquid nitrogen in kelvin?")
     assert answer.abstained
     assert answer.answer == CANNOT_ANSWER
@@ -63,7 +67,8 @@ def test_question_outside_the_collection_abstains(answerer: Answerer):
     assert answer.retrieved  # offered as related, never cited
 
 
-def test_follow_up_is_answered_in_context(answerer: Answerer):
+@pytest.mark.slow
+def test_follow_up_is_answered_in_context(answerer: Answerer) -> None:
     history = ["What did the Secretary General warn about?"]
     answer = answerer.ask("and what did Putin say?", history=history)
     assert "Secretary General" in answer.standalone_question
@@ -72,7 +77,8 @@ def test_follow_up_is_answered_in_context(answerer: Answerer):
     assert any(c.article_id == SEED and "Putin" in c.text for c in answer.citations)
 
 
-def test_filters_are_honoured_by_both_legs(answerer: Answerer):
+@pytest.mark.slow
+def test_filters_are_honoured_by_both_legs(answerer: Answerer) -> None:
     since = Filters.parse(since="2015-01-01")
     answer = answerer.ask("What did the Secretary General warn about?", filters=since)
     articles = answerer.reader.articles
@@ -86,20 +92,22 @@ def test_filters_are_honoured_by_both_legs(answerer: Answerer):
     assert {p.article_id for p in answer.retrieved} == {"GUM_news_korea"}
 
     until = Filters.parse(until="2008-12-31")
-    for passage in answerer.retriever.retrieve("election results", until, k=20):
-        assert passage.article.date is not None and passage.article.date <= "2008-12-31"
+    for found in answerer.retriever.retrieve("election results", until, k=20):
+        assert found.article.date is not None and found.article.date <= "2008-12-31"
 
 
-def test_filter_rules_agree_between_python_and_chroma(answerer: Answerer):
+@pytest.mark.slow
+def test_filter_rules_agree_between_python_and_chroma(answerer: Answerer) -> None:
     filters = Filters.parse(since="2010-01-01", until="2016-12-31")
     expected = {a.id for a in answerer.reader.articles.values() if filters.matches(a)}
     got = answerer.reader.store.collection.get(where=filters.where(), include=["metadatas"])
-    assert {m["article_id"] for m in got["metadatas"]} == expected
+    assert {m["article_id"] for m in cast(list[dict[str, Any]], got["metadatas"])} == expected
     with pytest.raises(ValueError, match="--since"):
         Filters.parse(since="not a date")
 
 
-def test_each_leg_can_be_switched_off(demo_index: Path, embedder: Embedder):
+@pytest.mark.slow
+def test_each_leg_can_be_switched_off(demo_index: Path, embedder: Embedder) -> None:
     for legs in ({"dense": False}, {"lexical": False}):
         settings = Settings(index_dir=demo_index, retrieval=legs)
         answerer = Answerer(IndexReader(settings, embedder), settings)
@@ -111,23 +119,25 @@ def test_each_leg_can_be_switched_off(demo_index: Path, embedder: Embedder):
             assert all(p.lexical_score is None for p in passages)
 
 
-def test_llama_index_retriever_and_query_engine(answerer: Answerer):
+@pytest.mark.slow
+def test_llama_index_retriever_and_query_engine(answerer: Answerer) -> None:
     from rag.llama import CitedQueryEngine, NewsdeskRetriever
 
     nodes = NewsdeskRetriever(answerer.retriever).retrieve("Mark Rutte warning")
     assert nodes
     for hit in nodes:
-        node = hit.node
+        node = cast(TextNode, hit.node)
         article = answerer.reader.articles[node.metadata["article_id"]]
         assert article.text[node.start_char_idx : node.end_char_idx] == node.get_content()
 
     response = CitedQueryEngine(answerer).query("What did the Secretary General warn about?")
-    answer = Answer.model_validate(response.metadata["answer"])
+    answer = Answer.model_validate(cast(dict[str, Any], response.metadata)["answer"])
     assert str(response) == answer.answer
     assert len(response.source_nodes) == len(answer.citations)  # cited, not all retrieved
-    for node, citation in zip(response.source_nodes, answer.citations, strict=True):
-        assert node.node.get_content() == citation.text
-        assert (node.node.start_char_idx, node.node.end_char_idx) == (citation.start, citation.end)
+    for source, citation in zip(response.source_nodes, answer.citations, strict=True):
+        cited = cast(TextNode, source.node)
+        assert cited.get_content() == citation.text
+        assert (cited.start_char_idx, cited.end_char_idx) == (citation.start, citation.end)
 
 
 # -- the same sentence quoted once (index.dedupe.Said) ---------------------------------------
@@ -225,6 +235,7 @@ def test_an_article_repeating_a_sentence_in_other_words_is_quoted_once(copies: A
     assert sum(same_sentence(c.text, LIBRARY_LEAD) for c in answer.citations) == 1, answer.answer
 
 
+@pytest.mark.slow
 def test_distinct_costs_little_on_a_long_candidate_list(
     answerer: Answerer, copies: Answerer
 ) -> None:

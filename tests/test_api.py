@@ -105,6 +105,7 @@ def exact(citations: list[dict[str, Any]], index_dir: Path) -> None:
             assert text[quote["start"] : quote["end"]] == quote["text"], quote
 
 
+@pytest.mark.server
 def test_ask_returns_the_answer_record(http: httpx.Client, service: ChatService) -> None:
     reply = http.post("/v1/ask", json={"question": QUESTION})
     assert reply.status_code == 200, reply.text
@@ -115,6 +116,7 @@ def test_ask_returns_the_answer_record(http: httpx.Client, service: ChatService)
     assert answer.model_dump(exclude={"timings_ms"}) == direct.model_dump(exclude={"timings_ms"})
 
 
+@pytest.mark.server
 def test_ask_takes_the_cli_filters_and_history(http: httpx.Client) -> None:
     only = {"question": QUESTION, "sources": ["Valley Post"], "since": "2023-01-01"}
     filtered = http.post("/v1/ask", json=only).json()
@@ -123,6 +125,7 @@ def test_ask_takes_the_cli_filters_and_history(http: httpx.Client) -> None:
     assert http.post("/v1/ask", json=followup).status_code == 200
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -142,6 +145,7 @@ def test_bad_asks_get_422_naming_the_field(
     assert reply.json()["detail"].startswith(f"{field}: ")
 
 
+@pytest.mark.server
 def test_article_span_and_paragraph(http: httpx.Client, service: ChatService) -> None:
     answer = http.post("/v1/ask", json={"question": QUESTION}).json()
     citation = answer["citations"][0]
@@ -158,6 +162,7 @@ def test_article_span_and_paragraph(http: httpx.Client, service: ChatService) ->
     assert "\n" not in paragraph["text"] and found.json()["text"] is None
 
 
+@pytest.mark.server
 def test_article_errors(http: httpx.Client) -> None:
     missing = http.get("/v1/articles/no-such-article")
     assert missing.status_code == 404 and "no-such-article" in missing.json()["detail"]
@@ -172,6 +177,7 @@ def test_article_errors(http: httpx.Client) -> None:
         assert reply.json()["errors"][0]["field"] == field
 
 
+@pytest.mark.server
 def test_status_and_update(http: httpx.Client, service: ChatService, tmp_path: Path) -> None:
     before = http.get("/v1/index/status").json()
     assert before["ready"] and before["status"]["articles"] >= len(NEWS)
@@ -193,6 +199,7 @@ def test_status_and_update(http: httpx.Client, service: ChatService, tmp_path: P
     exact(answer["citations"], service.index_dir)
 
 
+@pytest.mark.server
 def test_openai_client_gets_the_cited_answer(url: str, service: ChatService) -> None:
     openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
@@ -215,6 +222,7 @@ def test_openai_client_gets_the_cited_answer(url: str, service: ChatService) -> 
     assert (chunks[-1].model_extra or {})["citations"] == citations
 
 
+@pytest.mark.server
 def test_streaming_is_sse_ending_with_done(http: httpx.Client, service: ChatService) -> None:
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]}
     plain = http.post("/v1/chat/completions", json=body).json()
@@ -232,6 +240,7 @@ def test_streaming_is_sse_ending_with_done(http: httpx.Client, service: ChatServ
     exact(chunks[-1]["citations"], service.index_dir)
 
 
+@pytest.mark.server
 def test_chat_completions_needs_a_user_message(http: httpx.Client) -> None:
     too_long = {"messages": [{"role": "user", "content": "why " * 1000}]}
     for body in [
@@ -245,6 +254,7 @@ def test_chat_completions_needs_a_user_message(http: httpx.Client) -> None:
         assert reply.json()["errors"][0]["field"] == "messages"
 
 
+@pytest.mark.server
 def test_docs_and_the_chat_share_the_port(http: httpx.Client) -> None:
     assert http.get("/docs").status_code == 200
     paths = http.get("/openapi.json").json()["paths"]
@@ -255,6 +265,7 @@ def test_docs_and_the_chat_share_the_port(http: httpx.Client) -> None:
     assert page.status_code == 200 and "gradio" in page.text.lower()
 
 
+@pytest.mark.server
 def test_a_token_is_required_once_set(locked_url: str, service: ChatService) -> None:
     with httpx.Client(base_url=locked_url, timeout=120) as http:
         assert http.get("/v1/index/status").status_code == 401
@@ -289,6 +300,7 @@ def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command", ["serve", "chat"])
 def test_no_listening_beyond_loopback_without_a_token(command: str, tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "NEWSDESK_TOKEN"}
@@ -304,6 +316,8 @@ def test_no_listening_beyond_loopback_without_a_token(command: str, tmp_path: Pa
     assert not (tmp_path / "ix").exists()
 
 
+@pytest.mark.server
+@pytest.mark.process
 @pytest.mark.slow
 def test_serve_command_serves_the_api_with_the_env_token(
     embedder: Embedder, tmp_path: Path

@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+# The benchmark scripts, each in its own process.
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 DEMO_NEWS = ROOT / "index" / "demo" / "wikinews.jsonl"
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from index.articles import read_articles
 from index.build import Indexer, NothingToIndex
-from index.embed import Embedder, model_location
+from index.embed import Embedder, Vectors, model_location
 from index.lexical import Segment
 from index.manifest import UnusableIndex, read_manifest
 from index.reader import IndexReader
@@ -26,11 +28,13 @@ class CountingEmbedder(Embedder):
         self.__dict__["model"] = real.model  # share the loaded weights
         self.embedded = 0
 
-    def embed(self, texts):  # type: ignore[no-untyped-def]
+    def embed(self, texts: Sequence[str], *, truncation_ok: bool = False) -> Vectors:
         self.embedded += len(texts)
-        return super().embed(texts)
+        return super().embed(texts, truncation_ok=truncation_ok)
 
-    def embed_with_spans(self, texts, spans):  # type: ignore[no-untyped-def]
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors], list[Vectors]]:
         self.embedded += len(texts)
         return super().embed_with_spans(texts, spans)
 
@@ -40,7 +44,9 @@ def counting(embedder: Embedder) -> CountingEmbedder:
     return CountingEmbedder(embedder)
 
 
-def test_build_status_and_search(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+def test_build_status_and_search(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+) -> None:
     settings = make_settings(tmp_path / "ix")
     report = Indexer(settings, counting).build([news_file])
     manifest = report.manifest
@@ -58,7 +64,7 @@ def test_build_status_and_search(tmp_path: Path, news_file: Path, counting: Coun
     assert len(reader.lexical) == manifest.chunk_count
 
 
-def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedder):
+def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedder) -> None:
     settings = make_settings(
         tmp_path / "ix", chunking=ChunkingSettings(max_tokens=40, overlap_tokens=8)
     )
@@ -70,12 +76,14 @@ def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedd
         include=["documents", "metadatas"]
     )
     assert len(stored["ids"]) == manifest.chunk_count > 3
-    for text, meta in zip(stored["documents"], stored["metadatas"], strict=True):
+    documents = cast(list[str], stored["documents"])
+    metadatas = cast(list[dict[str, Any]], stored["metadatas"])
+    for text, meta in zip(documents, metadatas, strict=True):
         article = articles[meta["article_id"]]
         assert article.text[meta["start"] : meta["end"]] == text
 
 
-def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEmbedder):
+def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEmbedder) -> None:
     settings = make_settings(tmp_path / "ix")
     source = write_jsonl(tmp_path / "news.jsonl", NEWS)
     first = Indexer(settings, counting).build([source]).manifest
@@ -113,7 +121,9 @@ def assert_lexical_in_step(index_dir: Path, embedder: Embedder) -> None:
     assert len(reader.lexical) == reader.manifest.chunk_count
 
 
-def test_prune_removes_only_when_all_input_was_read(tmp_path: Path, counting: CountingEmbedder):
+def test_prune_removes_only_when_all_input_was_read(
+    tmp_path: Path, counting: CountingEmbedder
+) -> None:
     settings = make_settings(tmp_path / "ix")
     source = write_jsonl(tmp_path / "news.jsonl", NEWS)
     Indexer(settings, counting).build([source])
@@ -139,7 +149,7 @@ def test_prune_removes_only_when_all_input_was_read(tmp_path: Path, counting: Co
 
 def test_failed_rebuild_leaves_the_old_index_serving(
     tmp_path: Path, news_file: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     before = (settings.index_dir / "manifest.json").read_text()
@@ -154,7 +164,9 @@ def test_failed_rebuild_leaves_the_old_index_serving(
     calls = {"n": 0}
     real_embed = counting.embed_with_spans
 
-    def failing_embed(texts, spans):  # type: ignore[no-untyped-def]
+    def failing_embed(
+        texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors], list[Vectors]]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("disk full (simulated)")
@@ -174,7 +186,9 @@ def test_failed_rebuild_leaves_the_old_index_serving(
     assert top_articles(settings, counting, "ferries while the bridge is shut") == ["harbour"]
 
 
-def test_empty_sources_change_nothing(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+def test_empty_sources_change_nothing(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     empty = tmp_path / "empty.jsonl"
@@ -184,7 +198,9 @@ def test_empty_sources_change_nothing(tmp_path: Path, news_file: Path, counting:
     assert read_manifest(settings.index_dir).article_count == 3  # type: ignore[union-attr]
 
 
-def test_a_different_model_is_refused(tmp_path: Path, news_file: Path, counting: CountingEmbedder):
+def test_a_different_model_is_refused(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     # Another sentence-transformers model given by path: here the same weights under a
@@ -198,7 +214,7 @@ def test_a_different_model_is_refused(tmp_path: Path, news_file: Path, counting:
 
 def test_changed_chunking_refuses_update(
     tmp_path: Path, news_file: Path, counting: CountingEmbedder
-):
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     smaller = make_settings(tmp_path / "ix", chunking=ChunkingSettings(max_tokens=64))
@@ -208,7 +224,7 @@ def test_changed_chunking_refuses_update(
 
 def test_an_index_from_before_lexical_segments_is_read_and_converted_by_update(
     tmp_path: Path, news_file: Path, counting: CountingEmbedder, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     index_dir = settings.index_dir
@@ -230,7 +246,7 @@ def test_an_index_from_before_lexical_segments_is_read_and_converted_by_update(
 
 def test_a_failed_segment_write_leaves_the_last_state_serving(
     tmp_path: Path, news_file: Path, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     before = read_manifest(settings.index_dir)

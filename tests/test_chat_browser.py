@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 
+from bench.scripted_llm import Plan, ScriptedLLM
 from index.demo import DEMO_QUESTION
 from newsdesk.settings import Settings
 from rag.answer import Answerer
 from tests.chat_server import ARTIFACTS, NOT_IN_DEMO, Server, start_chat, stop
 from tests.conftest import write_jsonl
-from tests.llm_server import Plan, ScriptedLLM
+
+# Chromium against a real `newsdesk chat` process.
+pytestmark = [pytest.mark.browser, pytest.mark.process, pytest.mark.server]
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -242,6 +245,7 @@ def article_count(status_text: str) -> int:
     raise AssertionError(f"no articles row in {status_text!r}")
 
 
+@pytest.mark.llm
 def test_a_generated_answer_is_checked_before_it_is_shown(
     demo_index: Path, browser: Browser, embedder: Any, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,9 @@ class Rebuild:
     output: str = ""
 
 
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.process
 def test_answers_stay_exact_while_another_process_rebuilds_the_index(
     demo_index: Path, tmp_path: Path
 ) -> None:
@@ -153,7 +157,7 @@ def test_answers_stay_exact_while_another_process_rebuilds_the_index(
     ]
     during = [a for a in asked if a.ended > rebuild.began and a.began < rebuild.ended]
     after = [a for a in asked if a.began > rebuild.ended]
-    figures = {
+    figures: dict[str, Any] = {
         "loops": LOOPS,
         "min_questions_per_loop": PER_LOOP,
         "questions": len(asked),

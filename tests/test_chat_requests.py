@@ -35,6 +35,9 @@ from tests.chat_server import (
     stop,
 )
 
+# A real `newsdesk chat` process over HTTP.
+pytestmark = [pytest.mark.process, pytest.mark.server]
+
 LIMIT_BYTES = 1_000_000  # NEWSDESK_CHAT__MAX_UPLOAD_MB=1: decimal megabytes
 
 

@@ -28,6 +28,9 @@ from newsdesk.settings import ChromaSettings, Settings
 from tests.conftest import NEWS, make_settings, top_articles, write_jsonl
 from ui.service import ChatService
 
+# `chroma run` on 127.0.0.1, started, stopped and hung.
+pytestmark = [pytest.mark.process, pytest.mark.server]
+
 QUESTION = "Why is the harbour bridge closing?"
 TIMEOUT = 2.0  # chroma.timeout in these tests: how long a hung server may hold a question
 

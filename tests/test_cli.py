@@ -14,6 +14,9 @@ import pytest
 
 from tests.conftest import NEWS, shared_data, write_jsonl
 
+# Every test runs `python -m newsdesk` in a subprocess.
+pytestmark = [pytest.mark.process]
+
 
 def newsdesk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -26,13 +29,13 @@ def newsdesk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_the_commands(tmp_path: Path):
+def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = newsdesk("--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "index" in result.stdout and "ask" in result.stdout
 
 
-def test_demo_build_status_and_seed_question(tmp_path: Path):
+def test_demo_build_status_and_seed_question(tmp_path: Path) -> None:
     built = newsdesk("index", "build", "--demo", "--index-dir", "ix", cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     assert "CC BY 2.5" in built.stdout
@@ -78,7 +81,7 @@ def test_demo_build_status_and_seed_question(tmp_path: Path):
     }
 
 
-def test_ask_refuses_bad_requests_clearly(tmp_path: Path):
+def test_ask_refuses_bad_requests_clearly(tmp_path: Path) -> None:
     empty = newsdesk("ask", "  ", "--index-dir", "ix", cwd=tmp_path)
     assert empty.returncode == 2 and "question is empty" in empty.stderr
     missing = newsdesk("ask", "Who won?", "--index-dir", "nowhere", cwd=tmp_path)
@@ -88,7 +91,7 @@ def test_ask_refuses_bad_requests_clearly(tmp_path: Path):
     assert "Traceback" not in empty.stderr + missing.stderr + bad_date.stderr
 
 
-def test_bad_input_is_named_and_the_rest_indexed(tmp_path: Path):
+def test_bad_input_is_named_and_the_rest_indexed(tmp_path: Path) -> None:
     source = tmp_path / "mixed.jsonl"
     lines = [json.dumps(NEWS[0]), "{broken", json.dumps({"id": "x", "title": "t", "text": ""})]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -102,13 +105,13 @@ def test_bad_input_is_named_and_the_rest_indexed(tmp_path: Path):
     assert status["articles"] == 1
 
 
-def test_status_without_index_says_how_to_build(tmp_path: Path):
+def test_status_without_index_says_how_to_build(tmp_path: Path) -> None:
     result = newsdesk("index", "status", "--index-dir", "nothing-here", cwd=tmp_path)
     assert result.returncode == 1
     assert "newsdesk index build" in result.stderr
 
 
-def test_index_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_index_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = write_jsonl(tmp_path / "news.jsonl", NEWS[:1])
     monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "from-env"))
     assert newsdesk("index", "build", str(source), cwd=tmp_path).returncode == 0
@@ -116,7 +119,7 @@ def test_index_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.slow
-def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path):
+def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     small = write_jsonl(tmp_path / "news.jsonl", NEWS)
     assert newsdesk("index", "build", str(small), "--index-dir", "ix", cwd=tmp_path).returncode == 0
     before = (tmp_path / "ix" / "manifest.json").read_text()

@@ -33,6 +33,9 @@ import pytest
 from index.demo import demo_sources
 from tests.conftest import ROOT, write_jsonl
 
+# A fork server SIGKILLs index writes at two dozen points.
+pytestmark = [pytest.mark.process, pytest.mark.slow]
+
 POINTS = int(os.environ.get("NEWSDESK_CRASH_POINTS", "24"))
 SEED = os.environ.get("NEWSDESK_CRASH_SEED", "0")
 ARTIFACTS = Path(os.environ.get("NEWSDESK_TEST_ARTIFACTS", ROOT / "test-artifacts"))

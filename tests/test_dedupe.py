@@ -6,7 +6,7 @@ import itertools
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -113,12 +113,12 @@ def article(record: dict[str, Any]) -> Article:
 # -- grouping ---------------------------------------------------------------------------
 
 
-def test_copies_are_grouped_under_the_earliest():
+def test_copies_are_grouped_under_the_earliest() -> None:
     found = find_duplicates([article(r) for r in syndicated()], 0.8)
     assert found == {"coast-1": "coast-1", "valley-7": "coast-1", "wire-3": "coast-1"}
 
 
-def test_lightly_edited_copy_is_grouped_and_its_jaccard_is_exact():
+def test_lightly_edited_copy_is_grouped_and_its_jaccard_is_exact() -> None:
     records = syndicated()
     a, b = shingles(records[0]["text"]), shingles(records[1]["text"])
     similarity = jaccard(a, b)
@@ -129,7 +129,7 @@ def test_lightly_edited_copy_is_grouped_and_its_jaccard_is_exact():
     assert find_duplicates(pair, min(1.0, similarity + 1e-9)) == {}
 
 
-def test_different_stories_on_the_same_topic_are_not_grouped():
+def test_different_stories_on_the_same_topic_are_not_grouped() -> None:
     other = {
         "id": "bridge-2",
         "title": "Second bridge plan approved",
@@ -148,7 +148,7 @@ def test_different_stories_on_the_same_topic_are_not_grouped():
     assert jaccard(shingles(records[0]["text"]), shingles(other["text"])) < 0.1
 
 
-def test_grouping_is_deterministic_and_independent_of_order():
+def test_grouping_is_deterministic_and_independent_of_order() -> None:
     articles = [article(r) for r in syndicated()]
     first = find_duplicates(articles, 0.8)
     for seed in range(5):
@@ -158,7 +158,7 @@ def test_grouping_is_deterministic_and_independent_of_order():
     assert list(first) == sorted(first)  # stable in the manifest's JSON too
 
 
-def test_groups_are_connected_components():
+def test_groups_are_connected_components() -> None:
     base = [f"w{i:02d}" for i in range(60)]  # one length: no copy is the longest
     chain = [" ".join(base[:50]), " ".join(base[5:55]), " ".join(base[10:60])]
     articles = [Article(id=f"c{i}", title="", text=text) for i, text in enumerate(chain)]
@@ -166,7 +166,7 @@ def test_groups_are_connected_components():
     assert find_duplicates(articles, 0.75) == {"c0": "c0", "c1": "c0", "c2": "c0"}
 
 
-def test_canonical_is_earliest_then_longest_then_smallest_id():
+def test_canonical_is_earliest_then_longest_then_smallest_id() -> None:
     text = " ".join(f"word{i}" for i in range(40))
 
     def make(id_: str, date: str | None, extra: str = "") -> Article:
@@ -181,7 +181,7 @@ def test_canonical_is_earliest_then_longest_then_smallest_id():
     assert set(find_duplicates([make("b", None), make("a", None)], 0.8).values()) == {"a"}
 
 
-def test_empty_texts_and_repeated_ids():
+def test_empty_texts_and_repeated_ids() -> None:
     blank = [Article(id="x", title="", text="—"), Article(id="y", title="", text="…")]
     assert find_duplicates(blank, 0.8) == {}
     with pytest.raises(ValueError, match="occurs twice"):
@@ -191,13 +191,13 @@ def test_empty_texts_and_repeated_ids():
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
-def test_lsh_bands_propose_pairs_at_the_threshold(threshold: float):
+def test_lsh_bands_propose_pairs_at_the_threshold(threshold: float) -> None:
     bands, rows = lsh_bands(threshold)
     assert bands >= 2 and bands * rows <= 128
     assert 1 - (1 - threshold**rows) ** bands >= RECALL_AT_THRESHOLD
 
 
-def test_sentences_match_across_typography_only():
+def test_sentences_match_across_typography_only() -> None:
     assert same_sentence("The council's plan — agreed.", "the council\u2019s  plan - agreed")
     assert not same_sentence("Prices rose 5 percent.", "Prices rose 6 percent.")
     assert not same_sentence("The bridge will close.", "The bridge will not close.")
@@ -208,20 +208,20 @@ def test_sentences_match_across_typography_only():
     assert matching_span("Nothing like it.", copy, spans) is None
 
 
-def test_members_lists_the_canonical_first():
+def test_members_lists_the_canonical_first() -> None:
     assert members({"b": "c", "a": "c", "c": "c", "y": "x", "x": "x"}) == {
         "c": ["c", "a", "b"],
         "x": ["x", "y"],
     }
 
 
-def test_settings_and_old_manifests():
+def test_settings_and_old_manifests() -> None:
     assert Settings().dedupe == DedupeSettings(enabled=True, threshold=0.8)
     with pytest.raises(ValidationError):
         DedupeSettings(threshold=0.3)
     with pytest.raises(ValidationError):
         DedupeSettings.model_validate({"treshold": 0.9})
-    old = {
+    old: dict[str, Any] = {
         "newsdesk_version": "0.1.0",
         "collection": "c",
         "articles_file": "articles/s.jsonl",
@@ -241,7 +241,7 @@ def test_settings_and_old_manifests():
     assert manifest.duplicate_groups == 0
 
 
-def test_chat_card_lists_the_copies_inertly():
+def test_chat_card_lists_the_copies_inertly() -> None:
     original, copy, hostile = (article(r) for r in syndicated()[:3])
     start = original.text.index(ANSWER)
     spans = [(m, m + len(p)) for p in copy.text.split("\n\n") for m in [copy.text.find(p)]]
@@ -300,7 +300,7 @@ def ask(index_dir: Path, embedder: Embedder, question: str) -> tuple[Answer, Ind
     return Answerer(reader, settings).ask(question), reader
 
 
-def test_build_stores_the_groups(syndicated_index: Path):
+def test_build_stores_the_groups(syndicated_index: Path) -> None:
     manifest = read_manifest(syndicated_index)
     assert manifest is not None
     assert manifest.duplicates == {"coast-1": "coast-1", "valley-7": "coast-1", "wire-3": "coast-1"}
@@ -309,7 +309,9 @@ def test_build_stores_the_groups(syndicated_index: Path):
     assert status["duplicate_groups"] == 1 and status["articles_in_duplicate_groups"] == 3
 
 
-def test_answer_cites_one_copy_and_lists_the_others(syndicated_index: Path, embedder: Embedder):
+def test_answer_cites_one_copy_and_lists_the_others(
+    syndicated_index: Path, embedder: Embedder
+) -> None:
     answer, reader = ask(syndicated_index, embedder, "How long will the harbour bridge close?")
     assert not answer.abstained
     assert_exact_citations(answer, reader.articles)
@@ -333,7 +335,7 @@ def test_answer_cites_one_copy_and_lists_the_others(syndicated_index: Path, embe
     assert "also reported by: Valley Post (2024-03-03), Daily Wire (2024-03-03)" in shown
 
 
-def test_cli_json_carries_the_copies(syndicated_index: Path):
+def test_cli_json_carries_the_copies(syndicated_index: Path) -> None:
     from rag.cli import ask as ask_command
 
     result = CliRunner().invoke(
@@ -349,7 +351,7 @@ def test_cli_json_carries_the_copies(syndicated_index: Path):
     assert {"start", "end", "text", "url", "date", "source", "title"} <= set(also[0])
 
 
-def test_update_regroups(tmp_path: Path, embedder: Embedder):
+def test_update_regroups(tmp_path: Path, embedder: Embedder) -> None:
     records = syndicated()
     source = write_jsonl(tmp_path / "news.jsonl", records[1:])  # the original comes later
     settings = make_settings(tmp_path / "ix")
@@ -395,7 +397,7 @@ def test_an_update_regroups_only_what_it_touched_and_agrees_with_a_full_regroup(
         assert manifest is not None
         expected = find_duplicates([article(r) for r in step], settings.dedupe.threshold)
         assert manifest.duplicates == expected
-    assert set(manifest.duplicates) == {"coast-1", "valley-7", "wire-3"}
+    assert set(cast(Manifest, manifest).duplicates) == {"coast-1", "valley-7", "wire-3"}
 
 
 # -- the same sentence in other words (issue 17) --------------------------------------------

@@ -7,15 +7,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+from bench.scripted_llm import Plan, ScriptedLLM
 from eval.cli import eval_group
 from eval.gate import below_floors
 from eval.run import run_eval
 from newsdesk.settings import Settings
 from rag.types import CANNOT_ANSWER
 from tests.conftest import NEWS, write_jsonl
-from tests.llm_server import Plan, ScriptedLLM
 
 
 def _evidence(article: dict[str, str], sentence: str, answer: str) -> dict[str, object]:
@@ -139,6 +140,8 @@ def test_eval_rejects_a_file_that_is_not_a_question_set(tmp_path: Path) -> None:
     assert "news.jsonl" in result.output and "question" in result.output
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_eval_with_a_generating_model_reports_the_support_check(tmp_path: Path) -> None:
     """A scripted model: right about the cables, citing the wrong passage about the
     crop, refusing the swallow. The report says what the check made of it."""
@@ -181,6 +184,8 @@ def test_eval_with_a_generating_model_reports_the_support_check(tmp_path: Path) 
     assert "fell back" in markdown and "All 5 answers fell back" not in markdown
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_eval_whose_answers_all_fell_back_says_so_at_the_top(tmp_path: Path) -> None:
     articles = write_jsonl(tmp_path / "news.jsonl", NEWS)
     with ScriptedLLM(responder=lambda prompt: Plan(text="bad request", status=400)) as llm:

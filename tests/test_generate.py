@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
+from llama_index.core.schema import TextNode
 
+from bench.scripted_llm import Plan, ScriptedLLM
 from index.build import Indexer
 from index.embed import Embedder
 from index.reader import IndexReader
@@ -21,7 +23,6 @@ from rag.llm import LlmNotConfigured, make_llm
 from rag.prompt import defuse, read_reply
 from rag.types import CANNOT_ANSWER, Answer
 from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
-from tests.llm_server import Plan, ScriptedLLM
 
 SEED = "000_15af5051488cbce4"
 QUESTION = "What did the Secretary General warn about?"
@@ -59,6 +60,8 @@ def assert_exact(answer: Answer, engine: LlmAnswerer) -> None:
     assert_exact_citations(answer, engine.reader.articles)
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_a_supported_paraphrase_cites_the_exact_sentences(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -76,6 +79,8 @@ def test_a_supported_paraphrase_cites_the_exact_sentences(
     assert set(answer.timings_ms) >= {"retrieve", "generate", "check", "total"}
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_the_prompt_keys_the_passages_and_states_the_rules(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -100,6 +105,8 @@ def plan_one_right_one_wrong(engine: LlmAnswerer, server: ScriptedLLM) -> None:
     )
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_a_wrong_citation_is_marked_and_never_shown_as_a_source(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -113,6 +120,8 @@ def test_a_wrong_citation_is_marked_and_never_shown_as_a_source(
     assert [c.n for c in answer.citations] == [1]
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_unsupported_sentences_can_be_left_out(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -123,6 +132,8 @@ def test_unsupported_sentences_can_be_left_out(
     assert any("left out" in note for note in answer.notes)
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_unknown_keys_are_stripped_and_said(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -134,6 +145,8 @@ def test_unknown_keys_are_stripped_and_said(
     assert any("[42]" in note for note in answer.notes)
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_nothing_supported_falls_back_to_quoting(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -148,6 +161,8 @@ def test_nothing_supported_falls_back_to_quoting(
     assert_exact(answer, engine)
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_a_refusal_is_the_abstention(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -158,6 +173,8 @@ def test_a_refusal_is_the_abstention(
     assert answer.citations == [] and answer.retrieved
 
 
+@pytest.mark.llm
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("plan", "why"),
     [
@@ -179,6 +196,8 @@ def test_a_failing_model_falls_back_to_quoting_with_a_note(
         assert answer.timings_ms["total"] >= 500
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_stream_yields_the_text_as_it_comes_then_the_checked_answer(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -220,6 +239,8 @@ def test_article_text_cannot_close_its_passage_or_carry_markers() -> None:
     assert "(7)" in shown
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_an_injected_key_cannot_become_a_citation(
     injected_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -256,6 +277,8 @@ def test_read_reply_keeps_shown_keys_and_strips_the_rest() -> None:
 # --- settings, CLI ------------------------------------------------------------------------
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_ask_cli_with_llm_flags_prints_checked_json(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -274,6 +297,7 @@ def test_ask_cli_with_llm_flags_prints_checked_json(
     assert record["answerer"] == "llm" and record["sentences"][0]["verdict"] == "supported"
 
 
+@pytest.mark.slow
 def test_ask_cli_names_what_the_llm_answerer_is_missing(demo_index: Path) -> None:
     result = CliRunner().invoke(
         cli, ["ask", QUESTION, "--index-dir", str(demo_index), "--answerer", "llm"]
@@ -316,6 +340,8 @@ def test_flat_env_names_configure_the_endpoint(
     assert "sk-secret" not in settings.model_dump_json() and "sk-secret" not in repr(settings)
 
 
+@pytest.mark.llm
+@pytest.mark.server
 def test_the_llama_index_query_engine_serves_checked_answers(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
@@ -325,11 +351,12 @@ def test_the_llama_index_query_engine_serves_checked_answers(
     key = keys(engine, QUESTION)[SEED]
     server.plan(Plan(text=f"{PARAPHRASE} [{key}]."))
     response = CitedQueryEngine(engine).query(QUESTION)
-    (node,) = response.source_nodes
+    (source,) = response.source_nodes
+    node = cast(TextNode, source.node)
     article = engine.reader.articles[SEED]
-    start, end = node.node.start_char_idx, node.node.end_char_idx
+    start, end = node.start_char_idx, node.end_char_idx
     assert start is not None and end is not None
-    assert article.text[start:end] == node.node.get_content()
+    assert article.text[start:end] == node.get_content()
     assert response.metadata is not None and response.metadata["answer"]["answerer"] == "llm"
 
 

@@ -10,7 +10,7 @@ from index.llama import NewsdeskEmbedding, to_document, to_node
 from index.types import Article
 
 
-def test_nodes_carry_exact_offsets_and_embed_like_ours(embedder: Embedder):
+def test_nodes_carry_exact_offsets_and_embed_like_ours(embedder: Embedder) -> None:
     article = Article(
         id="a1",
         title="Storm closes schools",

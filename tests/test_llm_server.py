@@ -20,7 +20,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.llm_server import Plan, ScriptedLLM
+from bench.scripted_llm import Plan, ScriptedLLM
+
+# The scripted OpenAI-compatible server itself, over real HTTP.
+pytestmark = [pytest.mark.llm, pytest.mark.server]
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 

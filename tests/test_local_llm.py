@@ -90,6 +90,9 @@ def assert_checked(answer: Answer, engine: LlmAnswerer) -> None:
     assert_exact_citations(answer, engine.reader.articles)
 
 
+@pytest.mark.llm
+@pytest.mark.server
+@pytest.mark.process
 def test_smollm2_behind_llama_cpp_server(
     demo_index: Path, embedder: Embedder, llama_server: str
 ) -> None:
@@ -108,6 +111,7 @@ def test_smollm2_behind_llama_cpp_server(
     assert_checked(answer, engine)
 
 
+@pytest.mark.llm
 def test_smollm2_in_process_with_llm_gguf(demo_index: Path, embedder: Embedder) -> None:
     require("llama_index.llms.llama_cpp")
     settings = make_settings(

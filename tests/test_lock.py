@@ -39,6 +39,7 @@ def hold_in_another_process(index_dir: Path) -> subprocess.Popen[str]:
     return process
 
 
+@pytest.mark.process
 def test_a_second_writer_is_refused_with_the_holders_pid(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -72,6 +73,7 @@ def test_the_lock_is_not_reentrant_across_writers_in_one_process(tmp_path: Path)
         pass
 
 
+@pytest.mark.process
 def test_the_cli_says_another_build_is_running(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "news.jsonl", NEWS)
     holder = hold_in_another_process(tmp_path / "ix")

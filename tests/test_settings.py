@@ -8,14 +8,14 @@ from pydantic import ValidationError
 from newsdesk.settings import load_settings
 
 
-def test_defaults_use_the_bundled_model_and_user_data_dir(tmp_path: Path):
+def test_defaults_use_the_bundled_model_and_user_data_dir(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.embedding.model == "all-MiniLM-L6-v2"
     assert settings.index_dir == tmp_path / "xdg-data" / "newsdesk" / "index"
     assert settings.chroma.url is None
 
 
-def test_flags_beat_env_beat_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_flags_beat_env_beat_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "newsdesk.toml").write_text(
         'index_dir = "from-toml"\n[embedding]\nbatch_size = 4\n[chunking]\noverlap_tokens = 10\n'
     )
@@ -29,7 +29,9 @@ def test_flags_beat_env_beat_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert load_settings(index_dir=Path("from-flag")).index_dir == Path("from-flag")
 
 
-def test_unknown_keys_and_bad_values_are_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_unknown_keys_and_bad_values_are_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "newsdesk.toml").write_text("[embedding]\nmodle = 'typo'\n")
     with pytest.raises(ValidationError, match="modle"):
         load_settings()
@@ -40,7 +42,7 @@ def test_unknown_keys_and_bad_values_are_errors(tmp_path: Path, monkeypatch: pyt
         load_settings(chunking={"max_tokens": 32, "overlap_tokens": 32})
 
 
-def test_config_file_named_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_config_file_named_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "elsewhere.toml"
     config.write_text('[chroma]\nurl = "http://127.0.0.1:9000"\n')
     monkeypatch.setenv("NEWSDESK_CONFIG", str(config))

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -823,7 +824,7 @@ def test_generated_sentences_carry_their_verdicts() -> None:
         "partly supported",
         "not supported",
     ]
-    assert tree.one("span", "nd-unsupported").attrs["title"].startswith("No passage")
+    assert cast(str, tree.one("span", "nd-unsupported").attrs["title"]).startswith("No passage")
     assert len(tree.find("a", "nd-cite")) == 2  # the unsupported sentence links nothing
     assert "[2]" in tree.text and tree.one("span", "nd-generated")
 

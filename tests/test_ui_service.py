@@ -10,7 +10,6 @@ import pytest
 from index.build import Indexer, NothingToIndex
 from index.embed import Embedder
 from index.store import StoreUnavailable
-from rag.answer import Answerer
 from rag.retrieve import Filters
 from tests.conftest import NEWS, make_settings, write_jsonl
 from ui.service import Busy, ChatService, NoIndex
@@ -99,7 +98,7 @@ def test_rebuild_refuses_when_a_source_is_gone(service: ChatService, news_file: 
 def test_chat_answers_from_the_old_index_while_a_rebuild_runs(
     service: ChatService, tmp_path: Path
 ) -> None:
-    old: Answerer | None = service.answerer()
+    old = service.answerer()
     assert old is not None
     seen: list[str] = []
 

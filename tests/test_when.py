@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -228,7 +229,7 @@ def answerer(index_dir: Path, embedder: Embedder, **overrides: object) -> Answer
     return Answerer(IndexReader(settings, embedder), settings)
 
 
-def test_latest_prefers_the_newest_relevant_article(bridge_index: Path, embedder: Embedder):
+def test_latest_prefers_the_newest_relevant_article(bridge_index: Path, embedder: Embedder) -> None:
     engine = answerer(bridge_index, embedder)
     answer = engine.ask(LATEST)
     assert not answer.abstained
@@ -243,7 +244,9 @@ def test_latest_prefers_the_newest_relevant_article(bridge_index: Path, embedder
     assert '<span class="nd-day">(2024&#45;04&#45;20)</span> The harbour bridge reopened' in html
 
 
-def test_recency_reorders_only_answers_about_as_good(bridge_index: Path, embedder: Embedder):
+def test_recency_reorders_only_answers_about_as_good(
+    bridge_index: Path, embedder: Embedder
+) -> None:
     engine = answerer(bridge_index, embedder)
     old, new = (engine.reader.articles[i] for i in ("bridge-march", "bridge-april"))
     better_old = Candidate(old, 0, 10, 1, 0, score=0.90)
@@ -254,7 +257,7 @@ def test_recency_reorders_only_answers_about_as_good(bridge_index: Path, embedde
     assert engine.choose([better_old, far_new], newest_first=True) == [better_old]
 
 
-def test_a_month_in_the_question_restricts_to_it(bridge_index: Path, embedder: Embedder):
+def test_a_month_in_the_question_restricts_to_it(bridge_index: Path, embedder: Embedder) -> None:
     engine = answerer(bridge_index, embedder)
     answer = engine.ask(MARCH)
     assert answer.retrieved
@@ -268,7 +271,7 @@ def test_a_month_in_the_question_restricts_to_it(bridge_index: Path, embedder: E
     ]
 
 
-def test_undated_articles_are_included_by_setting(bridge_index: Path, embedder: Embedder):
+def test_undated_articles_are_included_by_setting(bridge_index: Path, embedder: Embedder) -> None:
     engine = answerer(bridge_index, embedder, retrieval={"undated": "include"})
     answer = engine.ask(MARCH, k=10)
     assert {p.article_id for p in answer.retrieved} == {"bridge-march", "bridge-toll"}
@@ -280,12 +283,14 @@ def test_undated_articles_are_included_by_setting(bridge_index: Path, embedder: 
     for include in (False, True):
         expected = {a.id for a in articles.values() if filters.matches(a, include)}
         where = filters.where(retriever.undated(filters) if include else None)
-        got = collection.get(where=where, include=["metadatas"])["metadatas"]
+        got = cast(
+            list[dict[str, Any]], collection.get(where=where, include=["metadatas"])["metadatas"]
+        )
         assert {m["article_id"] for m in got} == expected
     assert expected == {"bridge-march", "bridge-april", "bridge-toll"}
 
 
-def test_as_of_hides_later_articles(bridge_index: Path, embedder: Embedder):
+def test_as_of_hides_later_articles(bridge_index: Path, embedder: Embedder) -> None:
     for engine, filters in (
         (answerer(bridge_index, embedder), Filters.parse(as_of="2024-03-31")),
         (answerer(bridge_index, embedder, answer={"as_of": "2024-03-31"}), None),
@@ -303,7 +308,7 @@ def test_as_of_hides_later_articles(bridge_index: Path, embedder: Embedder):
     assert (answer.time.since, answer.time.until) == ("2024-03-01", "2024-03-31")
 
 
-def test_cli_shows_bylines_and_the_day_of_each_quote(bridge_index: Path):
+def test_cli_shows_bylines_and_the_day_of_each_quote(bridge_index: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(ask_command, [MARCH, "--index-dir", str(bridge_index)])
     assert result.exit_code == 0, result.output

@@ -1,9 +1,10 @@
-"""A scripted OpenAI-compatible chat-completions server for tests.
+"""A scripted OpenAI-compatible chat-completions server, for the tests and bench/llm_eval.py.
 
 Tests that exercise an LLM client need a real socket to talk to: mocking the client hides the
 very failures worth testing (timeouts, error statuses, streams cut off halfway). This module
 serves canned replies over real HTTP on 127.0.0.1, using only the standard library so it works
-wherever the test suite does.
+wherever the test suite does. It lives here, not in tests/, because the LLM benchmark runs
+its scripted policy on it too, and a benchmark must not depend on the test suite.
 
 Streamed replies use HTTP/1.1 chunked framing, as the real API does. That is what lets a
 `disconnect_after` reply look like a dropped connection to the client (an incomplete chunked
