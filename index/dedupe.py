@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.dates import order_key
-from index.text import NUMBER_WORDS
-from index.text import words as words  # re-exported: rag.answer imports it from here
+from index.text import NUMBER_WORDS, words
 from index.types import Article
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from index.manifest import ArticleEntry
     from index.types import Article
 
-__all__ = ["TOKENIZER", "LexicalIndex", "LexicalIndexError", "Segment", "compact", "tokenize"]
+__all__ = ["LexicalIndex", "LexicalIndexError", "Segment", "compact"]
 
 
 LEXICAL_DIR = "lexical"  # the segments' directory inside an index directory

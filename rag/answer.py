@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from index.dates import epoch_seconds
-from index.dedupe import Heard, Said, canonical_order, matching_span, members, words
-from index.lexical import tokenize
+from index.dedupe import Heard, Said, canonical_order, matching_span, members
 from index.reader import IndexReader
+from index.text import tokenize, words
 from index.types import Article
 from newsdesk.settings import Settings
 from rag.conflicts import Conflict, find_conflict

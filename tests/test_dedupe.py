@@ -22,12 +22,12 @@ from index.dedupe import (
     members,
     same_sentence,
     shingles,
-    words,
 )
 from index.embed import Embedder
 from index.manifest import Manifest, read_manifest
 from index.reader import IndexReader
 from index.status import index_status
+from index.text import words
 from index.types import Article
 from newsdesk.settings import DedupeSettings, Settings
 from rag.answer import Answerer

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index import lexical, postings
-from index.lexical import TOKENIZER, LexicalIndex, LexicalIndexError, Segment, compact, tokenize
+from index.lexical import LexicalIndex, LexicalIndexError, Segment, compact
+from index.text import TOKENIZER, tokenize
 
 DOCS = {
     "storm:aaaaaaaaaaaa:0": (
