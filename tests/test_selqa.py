@@ -164,6 +164,7 @@ def test_a_scorer_named_twice_is_run_once(tmp_path: Path) -> None:
     assert results["lead"]["accuracy@1"] == 0.0 and results["a"]["accuracy@1"] == 1.0
 
 
+@pytest.mark.slow  # embeds 150 real SelQA questions' candidates: about 10 s
 def test_the_cosine_baseline_beats_the_lead_sentence_on_real_questions(embedder: Embedder) -> None:
     """MiniLM cosine ranks the answer sentence well above where the lead sentence puts it
     (full-split figures: docs; here the first 40 dev questions, to stay quick)."""
