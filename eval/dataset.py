@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from index.dates import normalize_date
-from index.load import json_kind
+from index.jsonfile import JsonError, json_kind, jsonl_lines, parse_json
+from index.records import TEXT_KEYS, first_error, invalid
 from index.sentences import sentence_spans
 from index.types import Article, Problem
 from newsdesk.errors import NewsdeskError
@@ -53,7 +56,6 @@ EXPECTED = (
 NO_ANSWER = "Insufficient information."  # MultiHop-RAG's answer to a null_query
 NULL_QUERY = "null_query"
 
-_ARTICLE_KEYS = ("text", "body", "content")
 _WHITESPACE = re.compile(r"\s+")
 _PREVIEW = 60
 
@@ -176,9 +178,9 @@ def load_splits(path: str | Path) -> dict[str, str]:
     key whose value is a list of article ids names a split ("train", "report")."""
     where = Path(path).as_posix()
     try:
-        data = json.loads(_decode(_read_bytes(Path(path), where), where))
-    except json.JSONDecodeError as exc:
-        raise QuestionSetError(f"{where}: invalid JSON ({exc.msg})") from exc
+        data = parse_json(_decode(_read_bytes(Path(path), where), where))
+    except JsonError as exc:
+        raise QuestionSetError(f"{where}: {exc}") from exc
     if not isinstance(data, dict):
         raise QuestionSetError(f"{where}: expected an object of split name -> article ids")
     splits: dict[str, str] = {}
@@ -249,11 +251,9 @@ def _multihop_items(text: str, where: str) -> list[object]:
     while an article collection passed by mistake is refused outright.
     """
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise QuestionSetError(
-            f"{where}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {EXPECTED}"
-        ) from exc
+        value = parse_json(text)
+    except JsonError as exc:
+        raise QuestionSetError(f"{where}: {exc}; {EXPECTED}") from exc
     if not isinstance(value, list):  # cannot happen for text starting "[", but say so
         raise QuestionSetError(f"{where}: not a JSON array; {EXPECTED}")
     first = next((item for item in value if isinstance(item, dict)), None)
@@ -268,26 +268,24 @@ def _check_jsonl(text: str, where: str) -> Record:
     """The first line holding a JSON object must be a question, which is returned;
     lines before it that are not objects become per-line problems when loaded."""
     first_error = ""
-    for number, line in enumerate(_lines(text), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            first_error = first_error or f"line {number}: {exc.msg} at column {exc.colno}"
+            value = parse_json(line, number)
+        except JsonError as exc:
+            first_error = first_error or str(exc)
             continue
         if not isinstance(value, dict):
             continue
         if "question" in value:
             return value
         raise QuestionSetError(f"{where}:{number}: a JSON object of {_describe(value)}; {EXPECTED}")
-    why = f"invalid JSON ({first_error})" if first_error else "no JSON object on any line"
+    why = first_error or "no JSON object on any line"
     raise QuestionSetError(f"{where}: {why}; {EXPECTED}")
 
 
 def _describe(record: Record) -> str:
     """What a record that is not a question looks like, so the error points at the mix-up."""
-    if any(key in record for key in _ARTICLE_KEYS):
+    if any(key in record for key in TEXT_KEYS):
         return "articles, not questions (pass it as an article source instead)"
     if "query" in record:
         return "MultiHop-RAG questions, which must come as one JSON array, not JSONL"
@@ -297,14 +295,9 @@ def _describe(record: Record) -> str:
     return f"unrecognised objects (keys: {keys})"
 
 
-def _lines(text: str) -> list[str]:
-    # split("\n"), not splitlines(): JSON strings may hold U+2028, which splitlines breaks on.
-    return text.split("\n")
-
-
 # --- newsdesk and squad formats (JSONL) -------------------------------------------
 
-_Builder = Callable[[Record, str, Mapping[str, Article]], Question]
+_Builder = Callable[[object, str, Mapping[str, Article]], Question]
 
 
 def _load_jsonl(
@@ -313,9 +306,7 @@ def _load_jsonl(
     questions: list[Question] = []
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(_lines(text), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(text):
         at = f"{where}:{number}"
         try:
             question = build(_parse_line(line), f"{path.stem}-{number}", articles)
@@ -331,59 +322,54 @@ def _load_jsonl(
     return questions, problems
 
 
-def _parse_line(line: str) -> Record:
+def _parse_line(line: str) -> object:
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise _Invalid("", f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(value, dict):
-        raise _Invalid("", f"expected a JSON object, got {json_kind(value)}")
-    return value
+        return parse_json(line)
+    except JsonError as exc:
+        raise _Invalid("", exc.in_line) from exc
 
 
-def _newsdesk_question(
-    record: Record, default_id: str, articles: Mapping[str, Article]
-) -> Question:
+def _newsdesk_question(value: object, default_id: str, articles: Mapping[str, Article]) -> Question:
     """`answerable` defaults to having evidence, `kind` to the record's `source`."""
-    question = _required_text(record, "question")
-    question_id = _optional_id(record, default_id)
-    answers = _string_tuple(record, "answers")
-    items = _optional_list(record, "evidence")
+    record = _validated(_NewsdeskRecord, value)
     evidence = tuple(
-        _newsdesk_evidence(item, f"evidence[{j}]", articles) for j, item in enumerate(items)
+        _newsdesk_evidence(item, f"evidence[{j}]", articles)
+        for j, item in enumerate(record.evidence)
     )
-    answerable = _optional_bool(record, "answerable", default=bool(evidence))
-    kind = _optional_str(record, "kind") or _optional_str(record, "source")
-    distractor = _distractor(record.get("distractor"), articles)
-    as_of = _as_of(record)
-    return Question(question_id, question, answers, answerable, evidence, kind, distractor, as_of)
+    answerable = bool(evidence) if record.answerable is None else record.answerable
+    return Question(
+        record.id or default_id,
+        record.question,
+        tuple(record.answers),
+        answerable,
+        evidence,
+        record.kind or record.source,
+        _distractor(record.distractor, articles),
+        _as_of(record.as_of, record.date),
+    )
 
 
-def _distractor(item: object, articles: Mapping[str, Article]) -> Distractor | None:
-    if item is None:
+def _distractor(span: _Span | None, articles: Mapping[str, Article]) -> Distractor | None:
+    if span is None:
         return None
-    if not isinstance(item, dict):
-        raise _Invalid("distractor", f"expected a JSON object, got {json_kind(item)}")
-    article = _known_article(item, "distractor", articles)
-    start = _optional_offset(item, "start", "distractor")
-    end = _optional_offset(item, "end", "distractor")
-    if start is None or end is None:
+    article = _known_article(span.article_id, "distractor", articles)
+    if span.start is None or span.end is None:
         return Distractor(article.id, 0, len(article.text))
-    _check_span(start, end, len(article.text), "distractor")
-    return Distractor(article.id, start, end)
+    _check_span(span.start, span.end, len(article.text), "distractor")
+    return Distractor(article.id, span.start, span.end)
 
 
-def _as_of(record: Record) -> str | None:
+def _as_of(as_of: object, date: object) -> str | None:
     """The day the question is asked on: `as_of`, or `date` as a synonym."""
-    key = "as_of" if record.get("as_of") is not None else "date"
+    key, value = ("as_of", as_of) if as_of is not None else ("date", date)
     try:
-        return normalize_date(record.get(key))
+        return normalize_date(value)
     except ValueError as exc:
         raise _Invalid(key, str(exc)) from exc
 
 
 def _squad_question(
-    record: Record,
+    value: object,
     default_id: str,
     articles: Mapping[str, Article],
     sentences: dict[str, list[tuple[int, int]]],
@@ -391,18 +377,19 @@ def _squad_question(
     """A SQuAD-shaped record: an answerable one's evidence is the sentence holding its
     first answer (answer_start kept); an unanswerable one's paragraph is its distractor.
     `sentences` caches each article's sentence spans across records."""
-    question = _required_text(record, "question")
-    question_id = _optional_id(record, default_id)
-    article = _known_article(record, "", articles)
-    start, end = _paragraph(record, len(article.text))
-    found = _squad_answers(record, article, start, end)
+    record = _validated(_SquadRecord, value)
+    question_id = record.id or default_id
+    article = _known_article(record.article_id, "", articles)
+    start, end = record.paragraph
+    _check_span(start, end, len(article.text), "paragraph")
+    found = _squad_answers(record.answers, article, start, end)
     answers = tuple(dict.fromkeys(text for text, _ in found))
-    answerable = _optional_bool(record, "answerable", default=bool(found))
-    kind = _optional_str(record, "source")
-    as_of = _as_of(record)
+    answerable = bool(found) if record.answerable is None else record.answerable
+    kind = record.source
+    as_of = _as_of(record.as_of, record.date)
     if not answerable:
         distractor = Distractor(article.id, start, end)
-        return Question(question_id, question, answers, False, (), kind, distractor, as_of)
+        return Question(question_id, record.question, answers, False, (), kind, distractor, as_of)
     if not found:
         raise _Invalid("answers", "an answerable question needs an answer")
     spans = sentences.get(article.id)
@@ -411,38 +398,25 @@ def _squad_question(
     answer_start = found[0][1]
     first, last = _sentence_at(spans, answer_start)
     evidence = EvidenceItem(article.id, first, last, article.text[first:last], answer_start)
-    return Question(question_id, question, answers, True, (evidence,), kind, None, as_of)
+    return Question(question_id, record.question, answers, True, (evidence,), kind, None, as_of)
 
 
-def _paragraph(record: Record, length: int) -> tuple[int, int]:
-    value = record.get("paragraph")
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise _Invalid("paragraph", f"expected [start, end], got {json_kind(value)}")
-    _check_span(value[0], value[1], length, "paragraph")
-    return value[0], value[1]
-
-
-def _squad_answers(record: Record, article: Article, low: int, high: int) -> list[tuple[str, int]]:
+def _squad_answers(
+    items: Sequence[_SquadAnswer], article: Article, low: int, high: int
+) -> list[tuple[str, int]]:
     """Each answer with its offset in the article: as given (and checked), else its
     first occurrence in the paragraph."""
     found = []
-    for j, item in enumerate(_optional_list(record, "answers")):
+    for j, item in enumerate(items):
         name = f"answers[{j}]"
-        if not isinstance(item, dict):
-            raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
-        text = _required_text(item, "text", name)
-        start = _optional_offset(item, "start", name)
+        start = item.start
         if start is None:
-            start = article.text.find(text, low, high)
+            start = article.text.find(item.text, low, high)
             if start < 0:
-                raise _Invalid(f"{name}.text", f"{_preview(text)} is not in the paragraph")
-        elif article.text[start : start + len(text)] != text:
-            raise _Invalid(f"{name}.start", f"{_preview(text)} is not at offset {start}")
-        found.append((text, start))
+                raise _Invalid(f"{name}.text", f"{_preview(item.text)} is not in the paragraph")
+        elif article.text[start : start + len(item.text)] != item.text:
+            raise _Invalid(f"{name}.start", f"{_preview(item.text)} is not at offset {start}")
+        found.append((item.text, start))
     return found
 
 
@@ -453,49 +427,38 @@ def _sentence_at(spans: Sequence[tuple[int, int]], offset: int) -> tuple[int, in
     return spans[i]
 
 
-def _newsdesk_evidence(item: object, name: str, articles: Mapping[str, Article]) -> EvidenceItem:
+def _newsdesk_evidence(item: _Evidence, name: str, articles: Mapping[str, Article]) -> EvidenceItem:
     """A span whose quoted text must equal the article's text at its offsets.
 
     Neither offset given means the article as a whole; then `text` is optional.
     """
-    if not isinstance(item, dict):
-        raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
-    article = _known_article(item, name, articles)
-    start = _optional_offset(item, "start", name)
-    end = _optional_offset(item, "end", name)
+    article = _known_article(item.article_id, name, articles)
+    start, end = item.start, item.end
     if start is None and end is None:
-        quote = _optional_str(item, "text", name)
-        answer_start = _answer_start(item, name, 0, len(article.text))
-        return EvidenceItem(article.id, None, None, quote, answer_start)
+        answer_start = _answer_start(item.answer_start, name, 0, len(article.text))
+        return EvidenceItem(article.id, None, None, item.text or "", answer_start)
     if start is None or end is None:
         missing = "start" if start is None else "end"
         raise _Invalid(f"{name}.{missing}", "missing: give both start and end, or neither")
     _check_span(start, end, len(article.text), name)
     span = article.text[start:end]
-    text = item.get("text")
-    if not isinstance(text, str):
-        raise _Invalid(f"{name}.text", f"expected the quoted text, got {json_kind(text)}")
-    if text != span:
+    if item.text is None:
+        raise _Invalid(f"{name}.text", "expected the quoted text, got null")
+    if item.text != span:
         raise _Invalid(
             f"{name}.text",
-            f"{_preview(text)} does not match article {article.id!r} at [{start}:{end}], "
+            f"{_preview(item.text)} does not match article {article.id!r} at [{start}:{end}], "
             f"which reads {_preview(span)}",
         )
-    answer_start = _answer_start(item, name, start, end)
-    return EvidenceItem(article.id, start, end, text, answer_start)
+    answer_start = _answer_start(item.answer_start, name, start, end)
+    return EvidenceItem(article.id, start, end, item.text, answer_start)
 
 
-def _known_article(item: Record, name: str, articles: Mapping[str, Article]) -> Article:
-    article_id = item.get("article_id")
-    if isinstance(article_id, int) and not isinstance(article_id, bool):
-        article_id = str(article_id)  # the article loader accepts integer ids too
-    field = _field(name, "article_id")
-    if not isinstance(article_id, str) or not article_id.strip():
-        raise _Invalid(field, f"expected an article id, got {json_kind(article_id)}")
+def _known_article(article_id: str, name: str, articles: Mapping[str, Article]) -> Article:
     article = articles.get(article_id)
     if article is None:
         raise _Invalid(
-            field,
+            _field(name, "article_id"),
             f"unknown article {article_id!r} (not among the {len(articles)} loaded articles)",
         )
     return article
@@ -510,9 +473,8 @@ def _check_span(start: int, end: int, length: int, name: str) -> None:
         raise _Invalid(f"{name}.end", f"{end} is not after start {start}")
 
 
-def _answer_start(item: Record, name: str, low: int, high: int) -> int | None:
+def _answer_start(value: int | None, name: str, low: int, high: int) -> int | None:
     """An answer offset outside its evidence means the record is internally inconsistent."""
-    value = _optional_offset(item, "answer_start", name)
     if value is not None and not low <= value < high:
         raise _Invalid(f"{name}.answer_start", f"{value} is outside the evidence [{low}:{high}]")
     return value
@@ -553,16 +515,13 @@ def _multihop_question(
 
     A null_query is unanswerable by design, so it keeps no evidence and needs none.
     """
-    if not isinstance(item, dict):
-        raise _Invalid("", f"expected a JSON object, got {json_kind(item)}")
-    query = _required_text(item, "query")
-    question_id = _optional_id(item, default_id)
-    kind = _optional_str(item, "question_type")
-    answer = _optional_str(item, "answer")
-    answers = () if answer.strip() in ("", NO_ANSWER) else (answer,)
+    record = _validated(_MultihopRecord, item)
+    question_id = record.id or default_id
+    kind = record.question_type
+    answers = () if record.answer.strip() in ("", NO_ANSWER) else (record.answer,)
     if kind == NULL_QUERY:
-        return Question(question_id, query, answers, False, (), kind), []
-    evidence, notes = _multihop_evidence(_optional_list(item, "evidence_list"), locator)
+        return Question(question_id, record.query, answers, False, (), kind), []
+    evidence, notes = _multihop_evidence(record.evidence_list, locator)
     if not evidence:
         notes.append(
             _Invalid(
@@ -570,7 +529,7 @@ def _multihop_question(
             )
         )
         return None, notes
-    return Question(question_id, query, answers, True, evidence, kind), notes
+    return Question(question_id, record.query, answers, True, evidence, kind), notes
 
 
 def _multihop_evidence(
@@ -588,13 +547,10 @@ def _multihop_evidence(
 
 
 def _multihop_item(item: object, name: str, locator: _Locator) -> EvidenceItem:
-    if not isinstance(item, dict):
-        raise _Invalid(name, f"expected a JSON object, got {json_kind(item)}")
-    title = _required_text(item, "title", name)
-    fact = _optional_str(item, "fact", name)
-    evidence = locator.locate(title, item, fact)
+    fact = _validated(_MultihopFact, item, name)
+    evidence = locator.locate(fact)
     if evidence is None:
-        raise _Invalid(f"{name}.title", f"no loaded article has the title {_preview(title)}")
+        raise _Invalid(f"{name}.title", f"no loaded article has the title {_preview(fact.title)}")
     return evidence
 
 
@@ -615,18 +571,19 @@ class _Locator:
             self._exact.setdefault(article.title.strip(), []).append(article)
             self._loose.setdefault(_loose_title(article.title), []).append(article)
 
-    def locate(self, title: str, item: Record, fact: str) -> EvidenceItem | None:
+    def locate(self, fact: _MultihopFact) -> EvidenceItem | None:
+        title = fact.title
         candidates = self._exact.get(title.strip()) or self._loose.get(_loose_title(title))
         if not candidates:
             return None
-        spans = [self._find(article, fact) for article in candidates]
+        spans = [self._find(article, fact.fact) for article in candidates]
         best = max(
             range(len(candidates)),
-            key=lambda i: (_metadata_match(candidates[i], item), spans[i] is not None),
+            key=lambda i: (_metadata_match(candidates[i], fact), spans[i] is not None),
         )
         article, span = candidates[best], spans[best]
         if span is None:
-            return EvidenceItem(article.id, None, None, fact)
+            return EvidenceItem(article.id, None, None, fact.fact)
         return EvidenceItem(article.id, span[0], span[1], article.text[span[0] : span[1]])
 
     def _find(self, article: Article, fact: str) -> tuple[int, int] | None:
@@ -672,13 +629,13 @@ def _loose_title(title: str) -> str:
     return _WHITESPACE.sub(" ", title).strip().casefold()
 
 
-def _metadata_match(article: Article, item: Record) -> tuple[bool, bool, bool]:
+def _metadata_match(article: Article, fact: _MultihopFact) -> tuple[bool, bool, bool]:
     """Which of url, date, source agree, in that order of weight: a url is near-unique."""
-    url = item.get("url")
-    source = item.get("source")
+    url = fact.url
+    source = fact.source
     return (
         isinstance(url, str) and bool(url.strip()) and url.strip() == article.url,
-        article.date is not None and _normalized_date(item.get("published_at")) == article.date,
+        article.date is not None and _normalized_date(fact.published_at) == article.date,
         isinstance(source, str) and bool(source.strip()) and source.strip() == article.source,
     )
 
@@ -691,76 +648,168 @@ def _normalized_date(value: object) -> str | None:
         return None
 
 
-# --- field validators ------------------------------------------------------------
+# --- record models --------------------------------------------------------------
+# Each model lists the keys it reads; the validators say what is wrong with a value in
+# the words a person editing the file needs. Checks against the loaded articles (known
+# ids, offsets in range, quotes that match) come after, in the builders above.
 
 
 def _field(name: str, key: str) -> str:
-    return f"{name}.{key}" if name else key
+    return f"{name}.{key}" if name and key else name or key
 
 
-def _required_text(record: Record, key: str, name: str = "") -> str:
-    value = record.get(key)
+def _validated(model: type[_Model], value: object, name: str = "") -> _Model:
+    """`value` as `model`, or `_Invalid` naming the first bad field (within `name`)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        raise _Invalid(_field(name, field), message) from None
+
+
+_WRONG = object()  # as `null=`: null is as wrong as any other value that `ok` refuses
+
+
+def _expect(expected: str, ok: Callable[[object], bool], null: object = _WRONG) -> BeforeValidator:
+    """A check for one kind of value: "expected {expected}, got an array". An absent key
+    reads as null, which becomes `null` unless that is _WRONG (the key is required)."""
+
+    def check(value: object) -> object:
+        if value is None and null is not _WRONG:
+            return null
+        if not ok(value):
+            raise invalid(f"expected {expected}, got {json_kind(value)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _text(value: object) -> object:
     if not isinstance(value, str):
-        raise _Invalid(_field(name, key), f"expected text, got {json_kind(value)}")
+        raise invalid(f"expected text, got {json_kind(value)}")
     if not value.strip():
-        raise _Invalid(_field(name, key), "blank")
+        raise invalid("blank")
     return value.strip()
 
 
-def _optional_str(record: Record, key: str, name: str = "") -> str:
-    value = record.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _Invalid(_field(name, key), f"expected a string, got {json_kind(value)}")
-    return value
-
-
-def _optional_id(record: Record, default: str) -> str:
+def _question_id(value: object) -> object:
     """Ids key the per-question results, so only strings and integers are accepted."""
-    value = record.get("id")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
+    if value is None or isinstance(value, str):
+        return (value or "").strip()
+    if _is_int(value):
         return str(value)
-    raise _Invalid("id", f"expected a string or integer, got {json_kind(value)}")
+    raise invalid(f"expected a string or integer, got {json_kind(value)}")
 
 
-def _optional_bool(record: Record, key: str, *, default: bool) -> bool:
-    value = record.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _Invalid(key, f"expected true or false, got {json_kind(value)}")
+def _article_id(value: object) -> object:
+    if _is_int(value):
+        return str(value)  # the article loader accepts integer ids too
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f"expected an article id, got {json_kind(value)}")
     return value
 
 
-def _optional_list(record: Record, key: str) -> list[object]:
-    value = record.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _Invalid(key, f"expected an array, got {json_kind(value)}")
-    return value
+def _is_pair(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)
 
 
-def _string_tuple(record: Record, key: str) -> tuple[str, ...]:
-    values = _optional_list(record, key)
-    for j, value in enumerate(values):
-        if not isinstance(value, str):
-            raise _Invalid(f"{key}[{j}]", f"expected a string, got {json_kind(value)}")
-    return tuple(str(value) for value in values)
+Str = Annotated[str, _expect("a string", _is_str)]
+OptionalStr = Annotated[str, _expect("a string", _is_str, null="")]
+Quote = Annotated[str | None, _expect("a string", _is_str, null=None)]
+Text = Annotated[str, BeforeValidator(_text)]  # required, stripped
+QuestionId = Annotated[str, BeforeValidator(_question_id)]  # "" when not given
+ArticleId = Annotated[str, BeforeValidator(_article_id)]
+Flag = Annotated[bool | None, _expect("true or false", lambda v: isinstance(v, bool), null=None)]
+Offset = Annotated[int | None, _expect("a character offset", _is_int, null=None)]
+Span = Annotated[tuple[int, int], _expect("[start, end]", _is_pair)]
+_Item = TypeVar("_Item")
+Array = Annotated[list[_Item], _expect("an array", lambda v: isinstance(v, list), null=())]
 
 
-def _optional_offset(record: Record, key: str, name: str) -> int | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _Invalid(f"{name}.{key}", f"expected a character offset, got {json_kind(value)}")
-    return value
+class _Record(BaseModel):
+    """A JSON object in a question file. Every key a model names is read as
+    `.get(key)`, so an absent key reaches its validator as null, as in JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise invalid(f"expected a JSON object, got {json_kind(value)}")
+        return {name: value.get(name) for name in cls.model_fields}
+
+
+_Model = TypeVar("_Model", bound=_Record)
+
+
+class _Span(_Record):
+    """A passage: an article and, optionally, offsets into its text."""
+
+    article_id: ArticleId
+    start: Offset
+    end: Offset
+
+
+class _Evidence(_Span):
+    text: Quote  # required with offsets, checked against the article
+    answer_start: Offset
+
+
+class _NewsdeskRecord(_Record):
+    question: Text
+    id: QuestionId
+    answers: Array[Str]
+    evidence: Array[_Evidence]
+    answerable: Flag
+    kind: OptionalStr
+    source: OptionalStr
+    distractor: _Span | None
+    as_of: object
+    date: object
+
+
+class _SquadAnswer(_Record):
+    text: Text
+    start: Offset
+
+
+class _SquadRecord(_Record):
+    question: Text
+    id: QuestionId
+    article_id: ArticleId
+    paragraph: Span
+    answers: Array[_SquadAnswer]
+    answerable: Flag
+    source: OptionalStr
+    as_of: object
+    date: object
+
+
+class _MultihopRecord(_Record):
+    query: Text
+    id: QuestionId
+    question_type: OptionalStr
+    answer: OptionalStr
+    evidence_list: Array[object]
+
+
+class _MultihopFact(_Record):
+    """An evidence item; url, date and source only help choose among equal titles."""
+
+    title: Text
+    fact: OptionalStr
+    url: object
+    published_at: object
+    source: object
 
 
 def _preview(text: str) -> str:

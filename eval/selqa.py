@@ -31,6 +31,7 @@ import click
 import numpy as np
 
 from index.embed import Embedder
+from index.jsonfile import JsonError, parse_json
 from index.types import Problem
 from newsdesk.clikit import EXIT_SKIPPED, reported, settings_from
 from newsdesk.errors import NewsdeskError
@@ -103,11 +104,9 @@ def load_selqa(path: str | Path) -> SelqaSet:
         raise SelqaError(f"{where}: cannot read file: {exc.strerror or exc}") from exc
     text = _decode(data, where)
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SelqaError(
-            f"{where}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+        items = parse_json(text)
+    except JsonError as exc:
+        raise SelqaError(f"{where}: {exc}") from exc
     if not isinstance(items, list) or not items:
         raise SelqaError(f"{where}: expected a JSON array of SelQA records")
     questions: list[SelqaQuestion] = []
@@ -149,7 +148,7 @@ def _first_item(text: str) -> object:
     rest = body[1:].lstrip()
     try:
         item, _ = json.JSONDecoder().raw_decode(rest)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     return item
 

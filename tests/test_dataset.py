@@ -522,3 +522,58 @@ def test_unusable_files_raise(
 def test_missing_file_raises(tmp_path: Path, articles: dict[str, Article]) -> None:
     with pytest.raises(QuestionSetError, match="cannot read file"):
         load_questions(tmp_path / "nope.jsonl", articles)
+
+
+# --- JSON errors and record fields ------------------------------------------------
+
+
+def test_deeply_nested_question_files_are_refused(
+    tmp_path: Path, articles: dict[str, Article]
+) -> None:
+    path = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(QuestionSetError, match="nested too deeply"):
+        load_questions(path, articles)
+    with pytest.raises(QuestionSetError, match="nested too deeply"):
+        load_splits(path)
+
+
+def test_splits_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "splits.json", '{"train": ["a",\n  ]}')
+    with pytest.raises(QuestionSetError) as info:
+        load_splits(path)
+    assert str(info.value).startswith(f"{path.as_posix()}: invalid JSON (line 2, column 3: ")
+
+
+def test_record_field_types_are_named_with_their_path(
+    tmp_path: Path, articles: dict[str, Article]
+) -> None:
+    lines: list[tuple[Any, str]] = [
+        ({"question": "Q?", "id": ["x"]}, "id"),
+        ({"question": "Q?", "answers": ["a", 3]}, "answers[1]"),
+        ({"question": "Q?", "evidence": ["bridge"]}, "evidence[0]"),
+        ({"question": "Q?", "evidence": [{"article_id": " "}]}, "evidence[0].article_id"),
+        ({"question": "Q?", "kind": 1}, "kind"),
+        ({"question": "Q?", "distractor": "bridge"}, "distractor"),
+        ({"question": "Q?", "distractor": {"article_id": "bridge", "end": "9"}}, "distractor.end"),
+    ]
+    path = write(tmp_path / "q.jsonl", jsonl([line for line, _ in lines]))
+    qs = load_questions(path, articles)
+    assert qs.questions == []
+    assert [p.field for p in qs.problems] == [field for _, field in lines]
+    messages = [p.message for p in qs.problems]
+    assert messages[0] == "expected a string or integer, got an array; question skipped"
+    assert messages[1] == "expected a string, got the number 3; question skipped"
+    assert messages[2] == "expected a JSON object, got a string; question skipped"
+    assert messages[3] == "expected an article id, got a blank string; question skipped"
+    assert messages[6] == "expected a character offset, got a string; question skipped"
+
+
+def test_multihop_bad_evidence_item_is_a_note_on_a_kept_question(tmp_path: Path) -> None:
+    articles = by_id(load_sources([write(tmp_path / "corpus.json", json.dumps(CORPUS))]).articles)
+    items = [{"title": "Markets rally", "fact": 5}, evidence(0, "Apple reported record revenue.")]
+    question = {"query": "q?", "answer": "a", "question_type": "x", "evidence_list": items}
+    qs = load_questions(write(tmp_path / "q.json", json.dumps([question])), articles)
+    assert len(qs.questions[0].evidence) == 1
+    assert [(p.field, p.message, p.kept) for p in qs.problems] == [
+        ("evidence_list[0].fact", "expected a string, got the number 5", True)
+    ]

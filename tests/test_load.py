@@ -510,3 +510,76 @@ def test_squad_subset_loads() -> None:
     offsets = json.loads(str(result.articles[0].metadata["paragraph_offsets"]))
     start, end = offsets[0]
     assert result.articles[0].text[start:end] == raw[0]["text"][start:end]
+
+
+# --- the record model and the readers by suffix ----------------------------------
+
+
+def test_bad_optional_fields_are_each_reported_and_the_article_kept(tmp_path: Path) -> None:
+    record = {
+        "text": "",
+        "body": "The first alias with a value wins.",
+        "title": ["not", "a", "title"],
+        "url": {"href": "x"},
+        "date": "sometime soon",
+        "source": True,
+        "author": {"name": "Ann"},
+    }
+    path = jsonl(tmp_path / "a.jsonl", record)
+    result = load_sources([path])
+    (article,) = result.articles
+    assert article.text == "The first alias with a value wins."
+    assert (article.title, article.url, article.date, article.source, article.author) == (
+        "",
+        "",
+        None,
+        "",
+        "",
+    )
+    assert [(p.field, p.kept) for p in result.problems] == [
+        ("url", True),
+        ("title", True),
+        ("date", True),
+        ("source", True),
+        ("author", True),
+    ]
+    assert result.problems[0].message == "url is an object, not a string; kept without it"
+    assert all(p.where == f"{path.as_posix()}:1" for p in result.problems)
+
+
+def test_a_skipped_record_reports_only_why_it_was_skipped(tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "a.jsonl", {"id": 1.5, "text": 3, "title": []})
+    problem = only_problem(load_sources([path]))
+    assert (problem.field, problem.message) == (
+        "text",
+        "text is the number 3, not a string; skipped",
+    )
+
+
+def test_every_supported_suffix_has_one_reader() -> None:
+    from index.formats import READERS
+
+    assert sorted(READERS) == [
+        ".csv",
+        ".htm",
+        ".html",
+        ".json",
+        ".jsonl",
+        ".markdown",
+        ".md",
+        ".ndjson",
+        ".tsv",
+        ".txt",
+    ]
+
+
+def test_deeply_nested_json_is_a_problem(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    write(tmp_path / "a.json", deep)
+    write(tmp_path / "b.jsonl", deep + '\n{"id": "b", "text": "Fine."}\n')
+    result = load_sources([tmp_path])
+    assert [a.id for a in result.articles] == ["b"]
+    assert [(Path(p.where).name, p.message) for p in result.problems] == [
+        ("a.json", "JSON nested too deeply"),
+        ("b.jsonl:1", "line 1: JSON nested too deeply"),
+    ]

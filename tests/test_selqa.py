@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,25 @@ def test_newsdesk_eval_recognises_selqa_and_needs_no_articles(
     assert report["selection"]["production"]["same_as"] == "lead"
     assert report["selection"]["lead"]["mrr_ci95"] == [0.5, 0.5]
     assert "| lead | 0.500 [0.500, 0.500]" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_one_wording_for_invalid_json_across_the_readers(tmp_path: Path) -> None:
+    from eval.dataset import QuestionSetError, load_questions
+    from index.load import load_sources
+
+    path = tmp_path / "bad.json"
+    path.write_text('[{"question": "q"},\n  ', encoding="utf-8")
+    said = "invalid JSON (line 2, column 3: Expecting value)"
+    assert load_sources([path]).problems[0].message == said
+    with pytest.raises(SelqaError, match=re.escape(f"{path.as_posix()}: {said}")):
+        load_selqa(path)
+    with pytest.raises(QuestionSetError, match=re.escape(f"{path.as_posix()}: {said}")):
+        load_questions(path, {})
+
+
+def test_deeply_nested_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    assert not is_selqa(path)
+    with pytest.raises(SelqaError, match="nested too deeply"):
+        load_selqa(path)
