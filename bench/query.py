@@ -144,14 +144,14 @@ class ReusingEmbedder(Embedder):
 def serve(args: argparse.Namespace) -> dict[str, Any]:
     from index.load import load_sources
     from index.reader import IndexReader
-    from rag.answer import Answerer
+    from rag.answer import ExtractiveAnswerer
 
     settings = settings_for(args.index_dir)
     embedder = Embedder(settings.embedding)
     embedder.embed_query("load the model")
     rss_model = rss_mb()
     began = time.perf_counter()
-    answerer = Answerer(IndexReader(settings, embedder), settings)
+    answerer = ExtractiveAnswerer(IndexReader(settings, embedder), settings)
     open_seconds = time.perf_counter() - began
     questions = question_texts(args.questions, load_sources(ARTICLES[:1]).articles)
     if not questions:  # no shared question set here: ask the articles' titles

@@ -39,7 +39,7 @@ from eval.metrics import Gold, Span, gold_of, is_relevant, percentile
 from index.build import Indexer
 from index.load import load_sources
 from newsdesk.settings import AnswerSettings, Settings, load_settings
-from rag.answer import Answerer, Candidate
+from rag.answer import Candidate, ExtractiveAnswerer
 from rag.retrieve import Filters
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -65,7 +65,7 @@ def is_gold(cand: Candidate, gold: Gold) -> bool:
 
 
 def collect(
-    answerer: Answerer, questions: Sequence[Question], hide_gold: bool = False
+    answerer: ExtractiveAnswerer, questions: Sequence[Question], hide_gold: bool = False
 ) -> list[Scored]:
     """Candidate features per question; with `hide_gold`, its gold articles are filtered out."""
     everything = sorted(answerer.reader.articles)
@@ -91,7 +91,7 @@ def collect(
 
 
 def choices(rows: Sequence[Scored], cfg: AnswerSettings) -> list[list[int]]:
-    """The answerer's choice rule (see Answerer.choose), replayed on stored features."""
+    """The answerer's choice rule (see ExtractiveAnswerer.choose), replayed on stored features."""
     picked: list[list[int]] = []
     for r in rows:
         if len(r.dense) == 0:
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     articles = train_articles(args.articles, args.splits, args.index_dir.parent)
     settings = load_settings(index_dir=args.index_dir)
     Indexer(settings).update([articles])
-    answerer = Answerer.open(settings)
+    answerer = ExtractiveAnswerer.open(settings)
 
     answerable = [q for q in questions if q.answerable]
     began = time.perf_counter()
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         retrieval=settings.retrieval,
         answer=chosen,
     )
-    timed = Answerer(answerer.reader, tuned)
+    timed = ExtractiveAnswerer(answerer.reader, tuned)
     latencies = []
     for q in questions[:TIMED]:
         answer = timed.ask(q.question)

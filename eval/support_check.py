@@ -31,7 +31,7 @@ from typing import Any
 
 from index.reader import IndexReader
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from rag.generate import LlmAnswerer
 from rag.retrieve import Passage
 from rag.support import Evidence, Thresholds, Verdict, judge
@@ -65,7 +65,7 @@ def load_pairs(path: Path = PAIRS) -> list[Pair]:
 
 def judged(
     pairs: list[Pair],
-    answerer: Answerer,
+    answerer: ExtractiveAnswerer,
     grid: list[Thresholds],
     *,
     whole_chunk: bool = False,
@@ -88,7 +88,7 @@ def judged(
     ]
 
 
-def runs(pair: Pair, answerer: Answerer) -> list[Evidence]:
+def runs(pair: Pair, answerer: ExtractiveAnswerer) -> list[Evidence]:
     article = answerer.reader.articles[pair.article_id]
     spans = [
         (s, e)
@@ -157,7 +157,7 @@ def scores(pairs: list[Pair], predicted: list[Verdict]) -> dict[str, Any]:
     }
 
 
-def calibrate(pairs: list[Pair], answerer: Answerer) -> list[dict[str, Any]]:
+def calibrate(pairs: list[Pair], answerer: ExtractiveAnswerer) -> list[dict[str, Any]]:
     """Every grid point's scores, best first: accuracy, then fewest unsupported
     sentences shown as supported."""
     weights = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
@@ -174,7 +174,7 @@ def calibrate(pairs: list[Pair], answerer: Answerer) -> list[dict[str, Any]]:
     return sorted(results, key=lambda r: (-r["accuracy"], r["unsupported_shown_as_supported"]))
 
 
-def report(answerer: Answerer) -> dict[str, Any]:
+def report(answerer: ExtractiveAnswerer) -> dict[str, Any]:
     """The default thresholds on both sets: in-sample (calibration) and held out."""
     calibration, heldout = load_pairs(PAIRS), load_pairs(HELDOUT)
     (on_calibration,) = judged(calibration, answerer, [Thresholds()])
@@ -192,7 +192,7 @@ def main() -> None:
         "--calibrate", action="store_true", help="Search the thresholds on the calibration set."
     )
     args = parser.parse_args()
-    answerer = Answerer.open(Settings(index_dir=args.index_dir))
+    answerer = ExtractiveAnswerer.open(Settings(index_dir=args.index_dir))
     if args.calibrate:
         print(json.dumps(calibrate(load_pairs(PAIRS), answerer)[:5], indent=2))
         return

@@ -9,6 +9,7 @@ CANNOT_ANSWER text with no citations.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -51,11 +52,12 @@ class Candidate:
         return self.article.text[self.start : self.end]
 
 
-class Answerer:
-    """Questions in, cited Answers out, over one open index state."""
+class ExtractiveAnswerer:
+    """Questions in, cited Answers out, over one open index state: the answer is
+    sentences of the articles quoted verbatim, never words a model wrote."""
 
     @classmethod
-    def open(cls, settings: Settings) -> Answerer:
+    def open(cls, settings: Settings) -> ExtractiveAnswerer:
         """An answerer over the index the settings name (refusing a mismatched model)."""
         return cls(IndexReader(settings), settings)
 
@@ -64,9 +66,10 @@ class Answerer:
         self.settings = settings
         self.retriever = Retriever(reader, settings.retrieval)
         self._vectors: dict[Span, np.ndarray] = {}
+        self._vectors_lock = threading.Lock()  # concurrent questions share the cache
         self._copies = members(reader.manifest.duplicates)  # canonical id -> its group
         self.settings_hash = hashlib.sha256(
-            settings.model_dump_json(exclude={"index_dir", "chat"}).encode()
+            settings.model_dump_json(exclude={"index_dir", "chat", "feeds"}).encode()
         ).hexdigest()[:12]
 
     def ask(
@@ -91,7 +94,7 @@ class Answerer:
             chosen = [*chosen, *(c for c in conflict[1] if c not in chosen)]
         answered_at = time.perf_counter()
         answer = self.compose(question, query, chosen, passages)
-        answer.time = placed.reading
+        answer.time_reading = placed.reading
         answer.notes = [*placed.notes, *answer.notes]
         if conflict is not None:
             cited = {(c.article_id, c.start, c.end): c.n for c in answer.citations}
@@ -250,6 +253,10 @@ class Answerer:
     def span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,
         embedded now (and remembered) otherwise."""
+        with self._vectors_lock:  # one question's clear() must not empty another's keys
+            return self._span_vectors(keys)
+
+    def _span_vectors(self, keys: list[Span]) -> np.ndarray:
         if len(self._vectors) + len(keys) > _CACHE_LIMIT:
             self._vectors.clear()
         missing = [key for key in keys if key not in self._vectors]

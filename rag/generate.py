@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from index.reader import IndexReader
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from rag.followup import standalone_question
-from rag.llm import LlmUnavailable, make_llm, stream_reply
+from rag.llm_backend import LlmUnavailable, make_llm, stream_reply
 from rag.prompt import is_refusal, messages, read_reply
 from rag.retrieve import Filters, Passage
 from rag.support import RANK, Evidence, Judgement, NliModel, Verdict, judge
@@ -52,7 +52,7 @@ def open_answerer(settings: Settings) -> AnswersQuestions:
     if settings.answer.answerer == "llm":
         llm = make_llm(settings.llm)  # fails now on a missing url, model, file or extra
         return LlmAnswerer.open(settings, llm)
-    return Answerer.open(settings)
+    return ExtractiveAnswerer.open(settings)
 
 
 class LlmAnswerer:
@@ -66,9 +66,10 @@ class LlmAnswerer:
     def __init__(self, reader: IndexReader, settings: Settings, llm: LLM | None = None) -> None:
         self.reader = reader
         self.settings = settings
-        self.quoter = Answerer(reader, settings)  # retrieval, sentence vectors, fallback
-        self.retriever = self.quoter.retriever
-        self.settings_hash = self.quoter.settings_hash
+        # retrieval, sentence vectors and the fallback answer
+        self.extractive = ExtractiveAnswerer(reader, settings)
+        self.retriever = self.extractive.retriever
+        self.settings_hash = self.extractive.settings_hash
         self._llm = llm
         nli = settings.llm.nli_model
         self.nli = NliModel(nli) if nli else None
@@ -105,7 +106,7 @@ class LlmAnswerer:
             raise ValueError("the question is empty")
         began = time.perf_counter()
         query = standalone_question(question, history)
-        placed = self.quoter.place(question, query, filters)  # dates in it, answer.as_of
+        placed = self.extractive.place(question, query, filters)  # dates in it, answer.as_of
         passages = self.retriever.retrieve(placed.query, placed.filters, k)
         if not passages:
             yield self._fallback(question, history, filters, k, "nothing was retrieved", began)
@@ -127,7 +128,7 @@ class LlmAnswerer:
             note = "no sentence of the model's answer is supported by the passages it cites"
             yield self._fallback(question, history, filters, k, note, began)
             return
-        answer.time = placed.reading
+        answer.time_reading = placed.reading
         answer.notes = [*placed.notes, *answer.notes]
         answer.timings_ms.update(
             retrieve=_ms(retrieved_at - began),
@@ -142,7 +143,7 @@ class LlmAnswerer:
     ) -> Answer | None:
         """The reply as an Answer with verdicts and exact citations; None when nothing in
         it is supported (a refusal is an answer: the abstention)."""
-        base = self.quoter.compose(question, query, [], passages)
+        base = self.extractive.compose(question, query, [], passages)
         base.answerer = "llm"
         if is_refusal(reply):
             return base
@@ -198,7 +199,7 @@ class LlmAnswerer:
         keys += [(article.id, a[0], b[1]) for a, b in pairwise(spans)]
         if not keys:
             return []
-        vectors = self.quoter.span_vectors(keys)
+        vectors = self.extractive.span_vectors(keys)
         return [
             Evidence(a, s, e, article.text[s:e], vector)
             for (a, s, e), vector in zip(keys, vectors, strict=True)
@@ -219,7 +220,7 @@ class LlmAnswerer:
             citation = Citation.of(
                 numbers[key], article, evidence.start, evidence.end, judgement.score
             )
-            also = self.quoter.also(article, evidence.start, evidence.end)
+            also = self.extractive.also(article, evidence.start, evidence.end)
             citations.append(citation.model_copy(update={"also": also}) if also else citation)
             for copy in also:  # a claim resting on another copy cites this same quote
                 numbers.setdefault((copy.article_id, copy.start, copy.end), numbers[key])
@@ -235,7 +236,7 @@ class LlmAnswerer:
         began: float,
     ) -> Answer:
         """The extractive answer, with the note and the time the model took counted in."""
-        answer = self.quoter.ask(question, history, filters, k)
+        answer = self.extractive.ask(question, history, filters, k)
         answer.notes.append(note)
         answer.timings_ms["total"] = _ms(time.perf_counter() - began)
         return answer

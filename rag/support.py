@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from index.text import NUMBER, NUMBER_WORDS, TERM_STOPWORDS, WORD, numbers_in, tokenize
-from rag.llm import LlmNotConfigured
+from rag.llm_backend import LlmNotConfigured
 
 Verdict = Literal["supported", "partial", "unsupported"]
 RANK: dict[Verdict, int] = {"unsupported": 0, "partial": 1, "supported": 2}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from index.types import Article
 
@@ -152,6 +152,12 @@ class TimeReading(BaseModel):
 
 
 class Answer(BaseModel):
+    # The record's keys stay as clients, the API and stored conversations know them:
+    # `time_reading` is written and read as "time".
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
     question: str
     standalone_question: str
     answer: str
@@ -165,11 +171,12 @@ class Answer(BaseModel):
     timings_ms: dict[str, float]
     answerer: str = "extractive"  # "llm", or "extractive" when an llm answer fell back
     notes: list[str] = []  # what a reader should know: a fallback, sentences left out
-    time: TimeReading | None = None  # dates read in the question, answer.as_of
+    # How the question was placed in time: dates read in it, answer.as_of.
+    time_reading: TimeReading | None = Field(default=None, alias="time")
 
     @property
     def time_sensitive(self) -> bool:
-        return self.time is not None and self.time.time_sensitive
+        return self.time_reading is not None and self.time_reading.time_sensitive
 
     def days_of(self, sentence: AnswerSentence) -> str:
         """The publication days of the articles a sentence cites: "2024-03-02", or

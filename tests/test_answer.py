@@ -17,7 +17,7 @@ from index.dedupe import same_sentence
 from index.embed import Embedder
 from index.reader import IndexReader
 from newsdesk.settings import Settings
-from rag.answer import Answerer, Candidate
+from rag.answer import Candidate, ExtractiveAnswerer
 from rag.retrieve import Filters
 from rag.types import CANNOT_ANSWER, Answer
 from tests.conftest import make_settings, write_jsonl
@@ -27,12 +27,12 @@ SEED = "000_15af5051488cbce4"
 
 
 @pytest.fixture(scope="module")
-def answerer(demo_index: Path, embedder: Embedder) -> Answerer:
+def answerer(demo_index: Path, embedder: Embedder) -> ExtractiveAnswerer:
     settings = Settings(index_dir=demo_index)
-    return Answerer(IndexReader(settings, embedder), settings)
+    return ExtractiveAnswerer(IndexReader(settings, embedder), settings)
 
 
-def assert_citations_are_exact(answer: Answer, answerer: Answerer) -> None:
+def assert_citations_are_exact(answer: Answer, answerer: ExtractiveAnswerer) -> None:
     """Every quote is its span; markers and citations match one to one, numbered by first use."""
     for citation in answer.citations:
         article = answerer.reader.articles[citation.article_id]
@@ -46,7 +46,7 @@ def assert_citations_are_exact(answer: Answer, answerer: Answerer) -> None:
 
 
 @pytest.mark.slow
-def test_seed_question_quotes_rutte_warning(answerer: Answerer) -> None:
+def test_seed_question_quotes_rutte_warning(answerer: ExtractiveAnswerer) -> None:
     answer = answerer.ask("What did the Secretary General warn about?")
     assert not answer.abstained
     assert_citations_are_exact(answer, answerer)
@@ -59,7 +59,7 @@ def test_seed_question_quotes_rutte_warning(answerer: Answerer) -> None:
 
 
 @pytest.mark.slow
-def test_question_outside_the_collection_abstains(answerer: Answerer) -> None:
+def test_question_outside_the_collection_abstains(answerer: ExtractiveAnswerer) -> None:
     answer = answerer.ask("What is the boiling point of liquid nitrogen in kelvin?")
     assert answer.abstained
     assert answer.answer == CANNOT_ANSWER
@@ -68,7 +68,7 @@ def test_question_outside_the_collection_abstains(answerer: Answerer) -> None:
 
 
 @pytest.mark.slow
-def test_follow_up_is_answered_in_context(answerer: Answerer) -> None:
+def test_follow_up_is_answered_in_context(answerer: ExtractiveAnswerer) -> None:
     history = ["What did the Secretary General warn about?"]
     answer = answerer.ask("and what did Putin say?", history=history)
     assert "Secretary General" in answer.standalone_question
@@ -78,7 +78,7 @@ def test_follow_up_is_answered_in_context(answerer: Answerer) -> None:
 
 
 @pytest.mark.slow
-def test_filters_are_honoured_by_both_legs(answerer: Answerer) -> None:
+def test_filters_are_honoured_by_both_legs(answerer: ExtractiveAnswerer) -> None:
     since = Filters.parse(since="2015-01-01")
     answer = answerer.ask("What did the Secretary General warn about?", filters=since)
     articles = answerer.reader.articles
@@ -97,7 +97,7 @@ def test_filters_are_honoured_by_both_legs(answerer: Answerer) -> None:
 
 
 @pytest.mark.slow
-def test_filter_rules_agree_between_python_and_chroma(answerer: Answerer) -> None:
+def test_filter_rules_agree_between_python_and_chroma(answerer: ExtractiveAnswerer) -> None:
     filters = Filters.parse(since="2010-01-01", until="2016-12-31")
     expected = {a.id for a in answerer.reader.articles.values() if filters.matches(a)}
     got = answerer.reader.store.collection.get(where=filters.where(), include=["metadatas"])
@@ -110,7 +110,7 @@ def test_filter_rules_agree_between_python_and_chroma(answerer: Answerer) -> Non
 def test_each_leg_can_be_switched_off(demo_index: Path, embedder: Embedder) -> None:
     for legs in ({"dense": False}, {"lexical": False}):
         settings = Settings(index_dir=demo_index, retrieval=legs)
-        answerer = Answerer(IndexReader(settings, embedder), settings)
+        answerer = ExtractiveAnswerer(IndexReader(settings, embedder), settings)
         passages = answerer.retriever.retrieve("Mark Rutte warning Russian offensive")
         assert passages[0].article.id == SEED
         if legs.get("dense") is False:
@@ -120,8 +120,8 @@ def test_each_leg_can_be_switched_off(demo_index: Path, embedder: Embedder) -> N
 
 
 @pytest.mark.slow
-def test_llama_index_retriever_and_query_engine(answerer: Answerer) -> None:
-    from rag.llama import CitedQueryEngine, NewsdeskRetriever
+def test_llama_index_retriever_and_query_engine(answerer: ExtractiveAnswerer) -> None:
+    from rag.query_engine import CitedQueryEngine, NewsdeskRetriever
 
     nodes = NewsdeskRetriever(answerer.retriever).retrieve("Mark Rutte warning")
     assert nodes
@@ -169,17 +169,19 @@ LIBRARY = {
 
 
 @pytest.fixture(scope="module")
-def copies(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Answerer:
+def copies(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> ExtractiveAnswerer:
     """An index holding one story in three outlets, lightly re-edited, and a lone article
     that repeats its lead in other words."""
     root = tmp_path_factory.mktemp("copies")
     source = write_jsonl(root / "news.jsonl", [*reworded(), LIBRARY])
     settings = make_settings(root / "ix")
     Indexer(settings, embedder).build([source])
-    return Answerer(IndexReader(settings, embedder), settings)
+    return ExtractiveAnswerer(IndexReader(settings, embedder), settings)
 
 
-def candidate(answerer: Answerer, article_id: str, sentence: str, score: float) -> Candidate:
+def candidate(
+    answerer: ExtractiveAnswerer, article_id: str, sentence: str, score: float
+) -> Candidate:
     """The sentence's first occurrence in the article as a candidate with this score."""
     article = answerer.reader.articles[article_id]
     start = article.text.index(sentence)
@@ -190,7 +192,9 @@ def said(cands: list[Candidate]) -> list[tuple[str, str, float]]:
     return [(c.article.id, c.text, c.score) for c in cands]
 
 
-def test_a_reworded_sentence_is_kept_once_from_the_canonical_copy(copies: Answerer) -> None:
+def test_a_reworded_sentence_is_kept_once_from_the_canonical_copy(
+    copies: ExtractiveAnswerer,
+) -> None:
     cands = [
         candidate(copies, "fire-valley", VALLEY_LEAD, 0.9),
         candidate(copies, "fire-wire", WIRE_TREATED, 0.8),
@@ -218,7 +222,9 @@ def test_a_reworded_sentence_is_kept_once_from_the_canonical_copy(copies: Answer
         assert copies.reader.articles[copy.article_id].text[copy.start : copy.end] == copy.text
 
 
-def test_an_article_repeating_a_sentence_in_other_words_is_quoted_once(copies: Answerer) -> None:
+def test_an_article_repeating_a_sentence_in_other_words_is_quoted_once(
+    copies: ExtractiveAnswerer,
+) -> None:
     repeat = LIBRARY_LEAD.replace("its director", "the director")
     lead = candidate(copies, "library", LIBRARY_LEAD, 0.6)
     again = candidate(copies, "library", repeat, 0.7)
@@ -237,7 +243,7 @@ def test_an_article_repeating_a_sentence_in_other_words_is_quoted_once(copies: A
 
 @pytest.mark.slow
 def test_distinct_costs_little_on_a_long_candidate_list(
-    answerer: Answerer, copies: Answerer
+    answerer: ExtractiveAnswerer, copies: ExtractiveAnswerer
 ) -> None:
     """distinct runs on every answer: 300 candidates, a story's three copies among them,
     must not be compared pair by pair with SequenceMatcher (that took about a second)."""

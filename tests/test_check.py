@@ -22,7 +22,7 @@ from index.reader import IndexReader
 from index.sentvecs import vector_file
 from index.store import chroma_client
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
 
 QUESTION = "How often will the ferries run while the bridge is shut?"
@@ -43,7 +43,7 @@ def _collection(settings: Settings) -> Any:
 
 def _answer(settings: Settings, embedder: Embedder) -> list[tuple[str, int, int]]:
     reader = IndexReader(settings, embedder)
-    answer = Answerer(reader, settings).ask(QUESTION)
+    answer = ExtractiveAnswerer(reader, settings).ask(QUESTION)
     assert_exact_citations(answer, reader.articles)
     return [(c.article_id, c.start, c.end) for c in answer.citations]
 

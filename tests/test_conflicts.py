@@ -8,7 +8,7 @@ from index.build import Indexer
 from index.embed import Embedder
 from index.reader import IndexReader
 from index.types import Article
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from rag.cli import render
 from rag.conflicts import asked_value, find_conflict
 from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
@@ -118,7 +118,9 @@ def test_an_answer_cites_both_sides_with_their_dates(tmp_path: Path, embedder: E
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, embedder).build([write_jsonl(tmp_path / "news.jsonl", records)])
     reader = IndexReader(settings, embedder)
-    answer = Answerer(reader, settings).ask("How many passengers died when the ferry capsized?")
+    answer = ExtractiveAnswerer(reader, settings).ask(
+        "How many passengers died when the ferry capsized?"
+    )
     assert_exact_citations(answer, reader.articles)
     cited = {c.article_id for c in answer.citations}
     assert {"first-report", "week-later"} <= cited

@@ -30,7 +30,7 @@ from index.status import index_status
 from index.text import words
 from index.types import Article
 from newsdesk.settings import DedupeSettings, Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from rag.cli import render
 from rag.types import AlsoReported, Answer, Citation
 from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
@@ -297,7 +297,7 @@ def built_index(
 def ask(index_dir: Path, embedder: Embedder, question: str) -> tuple[Answer, IndexReader]:
     settings = make_settings(index_dir)
     reader = IndexReader(settings, embedder)
-    return Answerer(reader, settings).ask(question), reader
+    return ExtractiveAnswerer(reader, settings).ask(question), reader
 
 
 def test_build_stores_the_groups(syndicated_index: Path) -> None:

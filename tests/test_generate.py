@@ -19,7 +19,7 @@ from index.reader import IndexReader
 from newsdesk.cli import cli
 from newsdesk.settings import Settings
 from rag.generate import LlmAnswerer
-from rag.llm import LlmNotConfigured, make_llm
+from rag.llm_backend import LlmNotConfigured, make_llm
 from rag.prompt import defuse, read_reply
 from rag.types import CANNOT_ANSWER, Answer
 from tests.conftest import NEWS, assert_exact_citations, make_settings, write_jsonl
@@ -345,7 +345,7 @@ def test_flat_env_names_configure_the_endpoint(
 def test_the_llama_index_query_engine_serves_checked_answers(
     demo_index: Path, server: ScriptedLLM, embedder: Embedder
 ) -> None:
-    from rag.llama import CitedQueryEngine
+    from rag.query_engine import CitedQueryEngine
 
     engine = answerer(demo_index, server, embedder)
     key = keys(engine, QUESTION)[SEED]

@@ -21,7 +21,7 @@ import pytest
 from index.embed import Embedder
 from index.reader import IndexReader
 from rag.generate import LlmAnswerer
-from rag.llm import make_llm
+from rag.llm_backend import make_llm
 from rag.types import Answer
 from tests.conftest import assert_exact_citations, make_settings
 

@@ -19,15 +19,15 @@ from index.sentvecs import (
     vector_file,
     write_vectors,
 )
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from tests.conftest import NEWS, make_settings, write_jsonl
 
 
 @pytest.fixture
-def answerer(tmp_path: Path, news_file: Path, embedder: Embedder) -> Answerer:
+def answerer(tmp_path: Path, news_file: Path, embedder: Embedder) -> ExtractiveAnswerer:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, embedder).build([news_file])
-    return Answerer(IndexReader(settings, embedder), settings)
+    return ExtractiveAnswerer(IndexReader(settings, embedder), settings)
 
 
 def test_every_sentence_is_pooled_over_exactly_its_word_pieces(
@@ -50,7 +50,7 @@ def test_every_sentence_is_pooled_over_exactly_its_word_pieces(
         assert pair == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
 
 
-def test_the_sentence_that_answers_is_the_one_quoted(answerer: Answerer) -> None:
+def test_the_sentence_that_answers_is_the_one_quoted(answerer: ExtractiveAnswerer) -> None:
     answer = answerer.ask("How often will the ferries run while the bridge is shut?")
     assert answer.citations[0].text.startswith("The city council said ferries would run")
     answer = answerer.ask("What did engineers find in the steel cables?")
@@ -135,7 +135,7 @@ def test_stale_or_broken_files_are_ignored(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_answers_need_no_sentence_embedding_at_query_time(
-    answerer: Answerer, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    answerer: ExtractiveAnswerer, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -147,7 +147,7 @@ def test_answers_need_no_sentence_embedding_at_query_time(
 
 
 def test_a_full_vector_cache_is_emptied_not_misread(
-    answerer: Answerer, monkeypatch: pytest.MonkeyPatch
+    answerer: ExtractiveAnswerer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("rag.answer._CACHE_LIMIT", 6)
     for question in ("Why is the harbour bridge closing?", "Who won the chess title?") * 2:

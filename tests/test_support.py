@@ -18,8 +18,8 @@ import pytest
 from eval.support_check import HELDOUT, LABELS, PAIRS, chunk_of, judged, load_pairs, scores
 from index.embed import Embedder
 from index.reader import IndexReader
-from rag.answer import Answerer
-from rag.llm import LlmNotConfigured
+from rag.answer import ExtractiveAnswerer
+from rag.llm_backend import LlmNotConfigured
 from rag.support import Evidence, NliModel, Thresholds, facts, judge
 from tests.conftest import make_settings
 
@@ -27,7 +27,7 @@ from tests.conftest import make_settings
 @pytest.fixture(scope="module")
 def heldout(demo_index: Path, embedder: Embedder) -> dict[str, Any]:
     settings = make_settings(demo_index)
-    answerer = Answerer(IndexReader(settings, embedder), settings)
+    answerer = ExtractiveAnswerer(IndexReader(settings, embedder), settings)
     pairs = load_pairs(HELDOUT)
     (verdicts,) = judged(pairs, answerer, [Thresholds()], whole_chunk=True)
     return scores(pairs, verdicts)

@@ -20,7 +20,7 @@ from index.embed import Embedder
 from index.reader import IndexReader
 from index.types import Article
 from newsdesk.settings import Settings
-from rag.answer import Answerer, Candidate
+from rag.answer import Candidate, ExtractiveAnswerer
 from rag.cli import ask as ask_command
 from rag.retrieve import Filters
 from rag.types import Citation, byline
@@ -224,9 +224,9 @@ def bridge_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -
     return root / "ix"
 
 
-def answerer(index_dir: Path, embedder: Embedder, **overrides: object) -> Answerer:
+def answerer(index_dir: Path, embedder: Embedder, **overrides: object) -> ExtractiveAnswerer:
     settings = Settings(index_dir=index_dir, **overrides)  # type: ignore[arg-type]
-    return Answerer(IndexReader(settings, embedder), settings)
+    return ExtractiveAnswerer(IndexReader(settings, embedder), settings)
 
 
 def test_latest_prefers_the_newest_relevant_article(bridge_index: Path, embedder: Embedder) -> None:
@@ -237,7 +237,7 @@ def test_latest_prefers_the_newest_relevant_article(bridge_index: Path, embedder
     assert answer.citations[0].article_id == "bridge-april"
     dates = [c.date or "" for c in answer.citations]
     assert dates == sorted(dates, reverse=True)
-    assert answer.time is not None and answer.time.recency and answer.time_sensitive
+    assert answer.time_reading is not None and answer.time_reading.recency and answer.time_sensitive
     assert answer.notes[0] == ("Read as: the newest first among equally good answers ('latest').")
     # The chat shows each quote's day before it, never inside it.
     html = answer_html(answer, turn=0)
@@ -262,8 +262,8 @@ def test_a_month_in_the_question_restricts_to_it(bridge_index: Path, embedder: E
     answer = engine.ask(MARCH)
     assert answer.retrieved
     assert {p.article_id for p in answer.retrieved} == {"bridge-march"}
-    assert answer.time is not None
-    assert (answer.time.since, answer.time.until) == ("2024-03-01", "2024-03-31")
+    assert answer.time_reading is not None
+    assert (answer.time_reading.since, answer.time_reading.until) == ("2024-03-01", "2024-03-31")
     assert answer.notes == [
         "Read as: articles from 2024-03-01 to 2024-03-31 ('in March 2024').",
         '1 undated article was left out by the date filter (retrieval.undated = "include" '
@@ -298,14 +298,14 @@ def test_as_of_hides_later_articles(bridge_index: Path, embedder: Embedder) -> N
         answer = engine.ask(LATEST, filters=filters)
         assert "bridge-april" not in {p.article_id for p in answer.retrieved}
         assert answer.citations and answer.citations[0].article_id == "bridge-march"
-        assert answer.time is not None and answer.time.as_of == "2024-03-31"
+        assert answer.time_reading is not None and answer.time_reading.as_of == "2024-03-31"
         assert any(note.startswith("As of 2024-03-31") for note in answer.notes)
         assert any("1 undated article was left out" in note for note in answer.notes)
     # Relative dates count back from the as-of day: "last month" of 2024-04-10 is March.
     question = "What did engineers find on the harbour bridge last month?"
     answer = answerer(bridge_index, embedder).ask(question, filters=Filters(as_of="2024-04-10"))
-    assert answer.time is not None
-    assert (answer.time.since, answer.time.until) == ("2024-03-01", "2024-03-31")
+    assert answer.time_reading is not None
+    assert (answer.time_reading.since, answer.time_reading.until) == ("2024-03-01", "2024-03-31")
 
 
 def test_cli_shows_bylines_and_the_day_of_each_quote(bridge_index: Path) -> None:
