@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from index.device import Capabilities, DeviceUnavailable, choose
 from index.manifest import Manifest
 from index.sentvecs import vector_file
+from newsdesk.settings import EmbeddingSettings
 
 
-def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
-    """Top-level `articles` and `chunks` counts first; the rest describes the build."""
+def index_status(
+    index_dir: Path, manifest: Manifest, embedding: EmbeddingSettings | None = None
+) -> dict[str, Any]:
+    """Top-level `articles` and `chunks` counts first; the rest describes the build.
+
+    Given the embedding settings, also where this machine would run the model (which
+    asks torch about GPUs, so it is not from the manifest alone)."""
     return {
         "articles": manifest.article_count,
         "chunks": manifest.chunk_count,
@@ -22,6 +29,7 @@ def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "index_dir": str(index_dir),
         "model": manifest.model,
         "dimension": manifest.dimension,
+        **(placement_status(embedding) if embedding is not None else {}),
         "chunk_tokens": manifest.chunk_tokens,
         "overlap_tokens": manifest.overlap_tokens,
         "store": manifest.chroma_url or "embedded",
@@ -31,6 +39,20 @@ def index_status(index_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "updated_at": manifest.updated_at,
         "disk_bytes": disk_size(index_dir),
         "newsdesk_version": manifest.newsdesk_version,
+    }
+
+
+def placement_status(embedding: EmbeddingSettings) -> dict[str, str]:
+    """The device and dtype questions and updates embed with here, and why; a setting
+    this machine cannot honour is shown, not raised: status is where one looks for it."""
+    try:
+        placement = choose(embedding.device, embedding.dtype, Capabilities.detect())
+    except DeviceUnavailable as exc:
+        return {"device": "unavailable", "dtype": embedding.dtype, "device_reason": exc.message}
+    return {
+        "device": placement.device,
+        "dtype": placement.dtype,
+        "device_reason": placement.reason,
     }
 
 

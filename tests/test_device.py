@@ -1,0 +1,192 @@
+"""Device and precision choice (index.device): faked machines, the real one, `index status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from index.cli import index_group
+from index.device import Capabilities, DeviceUnavailable, Placement, choose, cpu_flags
+from index.embed import Embedder
+from index.manifest import Manifest, now_iso, write_manifest
+from newsdesk.settings import EmbeddingSettings, load_settings
+
+CPU = Capabilities(cpu_flags=frozenset({"sse4_2", "avx2"}))
+CPU_BF16 = Capabilities(cpu_flags=frozenset({"avx2", "avx512f", "avx512_bf16"}))
+CPU_AMX = Capabilities(cpu_flags=frozenset({"avx2", "amx_tile", "amx_bf16"}))
+MAC = Capabilities(mps=True)
+GPU = Capabilities(cuda_devices=1, cuda_name="NVIDIA L4", mps=False, cpu_flags=CPU_BF16.cpu_flags)
+
+
+@pytest.mark.parametrize(
+    ("caps", "device", "dtype"),
+    [
+        (GPU, "cuda", "float16"),
+        (Capabilities(cuda_devices=2, cuda_name="A100", mps=True), "cuda", "float16"),
+        (MAC, "mps", "float16"),
+        (CPU_BF16, "cpu", "bfloat16"),
+        (CPU_AMX, "cpu", "bfloat16"),
+        (CPU, "cpu", "float32"),
+        (Capabilities(), "cpu", "float32"),
+    ],
+)
+def test_auto_picks_cuda_then_mps_then_bf16_then_cpu(
+    caps: Capabilities, device: str, dtype: str
+) -> None:
+    placement = choose("auto", "auto", caps)
+    assert (placement.device, placement.dtype) == (device, dtype)
+    assert placement.reason.startswith("auto: ")
+
+
+def test_reasons_say_why() -> None:
+    assert "NVIDIA L4" in choose("auto", "auto", GPU).reason
+    assert "avx512_bf16" in choose("auto", "auto", CPU_BF16).reason
+    assert "no avx512_bf16 or AMX" in choose("auto", "auto", CPU).reason
+
+
+@pytest.mark.parametrize(
+    ("device", "dtype", "caps", "expected"),
+    [
+        ("cpu", "auto", GPU, Placement("cpu", "bfloat16", "")),
+        ("cpu", "auto", CPU, Placement("cpu", "float32", "")),
+        ("cpu", "float32", CPU_BF16, Placement("cpu", "float32", "")),
+        ("cuda", "float32", GPU, Placement("cuda", "float32", "")),
+        (
+            "cuda:1",
+            "auto",
+            Capabilities(cuda_devices=2, cuda_name="x"),
+            Placement("cuda:1", "float16", ""),
+        ),
+        ("mps", "bfloat16", MAC, Placement("mps", "bfloat16", "")),
+        ("auto", "float32", GPU, Placement("cuda", "float32", "")),
+    ],
+)
+def test_a_user_setting_wins(
+    device: str, dtype: str, caps: Capabilities, expected: Placement
+) -> None:
+    placement = choose(device, dtype, caps)
+    assert (placement.device, placement.dtype) == (expected.device, expected.dtype)
+    assert "embedding." in placement.reason
+
+
+def test_an_emulated_dtype_is_honoured_and_said_to_be_slow() -> None:
+    assert "emulated" in choose("cpu", "bfloat16", CPU).reason
+    assert "emulated" not in choose("cpu", "bfloat16", CPU_BF16).reason
+
+
+@pytest.mark.parametrize(
+    ("device", "caps", "has"),
+    [
+        ("cuda", CPU, "a CPU"),
+        ("cuda:1", GPU, "1 CUDA GPU(s) (NVIDIA L4)"),
+        ("mps", GPU, "1 CUDA GPU(s)"),
+        ("cuda", MAC, "Apple MPS"),
+    ],
+)
+def test_a_device_the_machine_lacks_is_a_clear_error(
+    device: str, caps: Capabilities, has: str
+) -> None:
+    with pytest.raises(DeviceUnavailable) as caught:
+        choose(device, "auto", caps)
+    assert "embedding.device" in caught.value.message and repr(device) in caught.value.message
+    assert has in caught.value.message
+
+
+def test_settings_default_to_auto_and_refuse_unknown_devices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (EmbeddingSettings().device, EmbeddingSettings().dtype) == ("auto", "auto")
+    monkeypatch.setenv("NEWSDESK_EMBEDDING__DEVICE", "cuda:0")
+    monkeypatch.setenv("NEWSDESK_EMBEDDING__DTYPE", "bfloat16")
+    embedding = load_settings().embedding
+    assert (embedding.device, embedding.dtype) == ("cuda:0", "bfloat16")
+    with pytest.raises(ValueError, match="device"):
+        EmbeddingSettings(device="gpu")
+    with pytest.raises(ValueError, match="dtype"):
+        EmbeddingSettings(dtype="int8")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_tile amx_bf16\n\n")
+    assert Capabilities(cpu_flags=cpu_flags(cpuinfo)).cpu_bf16 == "amx_bf16"
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+
+
+def test_this_machine_detected_and_embedding_still_works(embedder: Embedder) -> None:
+
+    caps = Capabilities.detect()
+    assert caps.cuda_devices == torch.cuda.device_count()
+    assert caps.mps == torch.backends.mps.is_available()
+    placement = Embedder(EmbeddingSettings()).placement
+    if not (caps.cuda_devices or caps.mps or caps.cpu_bf16):  # this project's 2-core AVX2 box
+        assert (placement.device, placement.dtype) == ("cpu", "float32")
+    assert embedder.placement == placement
+    vectors = embedder.embed(["The harbour bridge closes for repairs."])
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_impossible_device_fails_before_loading_the_model() -> None:
+    caps = Capabilities.detect()
+    wanted = f"cuda:{caps.cuda_devices}"  # one more GPU than there is
+    with pytest.raises(DeviceUnavailable, match=r"embedding\.device"):
+        _ = Embedder(EmbeddingSettings(device=wanted)).model
+
+
+def test_index_status_shows_the_device(tmp_path: Path) -> None:
+    index_dir = tmp_path / "ix"
+    write_manifest(index_dir, _manifest())
+    runner = CliRunner()
+    out = runner.invoke(index_group, ["status", "--index-dir", str(index_dir)])
+    assert out.exit_code == 0, out.output
+    lines = {
+        line.split(":", 1)[0]: line.split(":", 1)[1].strip()
+        for line in out.output.splitlines()
+        if ":" in line
+    }
+    expected = Embedder(EmbeddingSettings()).placement  # no model load: status needs none
+    assert lines["device"] == expected.device and lines["dtype"] == expected.dtype
+    assert lines["device_reason"] == expected.reason
+
+    # a device this machine lacks is shown, not raised: status is where one looks
+    wanted = f"cuda:{Capabilities.detect().cuda_devices}"
+    out = runner.invoke(
+        index_group,
+        ["status", "--index-dir", str(index_dir)],
+        env={"NEWSDESK_EMBEDDING__DEVICE": wanted},
+    )
+    assert out.exit_code == 0, out.output
+    assert "device:" in out.output and "unavailable" in out.output and wanted in out.output
+
+
+def _manifest() -> Manifest:
+    """An empty index's manifest: status reads nothing else, so nothing is embedded."""
+    return Manifest(
+        newsdesk_version="test",
+        collection="newsdesk-test",
+        articles_file="articles/test.jsonl",
+        chroma_url=None,
+        model="all-MiniLM-L6-v2",
+        dimension=384,
+        chunk_tokens=222,
+        overlap_tokens=32,
+        title_tokens=32,
+        sources=[],
+        created_at=now_iso(),
+        updated_at=now_iso(),
+        articles={},
+    )
+
+
+def test_half_precision_vectors_are_unit_float32_and_close(embedder: Embedder) -> None:
+    texts = ["The harbour bridge closes for repairs.", "Ferries run every ten minutes."]
+    half = Embedder(EmbeddingSettings(device="cpu", dtype="bfloat16"))
+    vectors = half.embed(texts)
+    assert half.model.dtype == torch.bfloat16 and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * embedder.embed(texts)).sum(axis=1).min() > 0.999
