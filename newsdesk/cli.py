@@ -17,9 +17,12 @@ from newsdesk import __version__
 COMMANDS = {
     "index": ("index.cli", "index_group"),
     "ask": ("rag.cli", "ask"),
+    "conversations": ("rag.conversations_cli", "conversations_group"),
     "eval": ("eval.cli", "eval_group"),
     "chat": ("ui.cli", "chat"),
     "serve": ("ui.cli", "serve"),
+    "feeds": ("index.feeds_cli", "feeds_group"),
+    "watch": ("index.feeds_cli", "watch"),
 }
 
 

@@ -10,6 +10,7 @@ falls back to a default.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ LLM_ENV = {
     "api_key": "NEWSDESK_LLM_API_KEY",
 }
 TOKEN_ENV = "NEWSDESK_TOKEN"  # chat.token: the short name a deployment sets
+ADMIN_TOKEN_ENV = "NEWSDESK_ADMIN_TOKEN"  # chat.admin_token
 
 
 def default_index_dir() -> Path:
@@ -74,7 +76,28 @@ class EmbeddingSettings(Section):
             "chunks on a 2-core AVX2 CPU (bench/README.md): smaller batches stay in cache."
         ),
     )
-    device: str = "cpu"
+    device: str = Field(
+        default="auto",
+        description=(
+            "Where the model runs: auto (a CUDA GPU, then Apple MPS, then the CPU), cpu, "
+            "cuda, cuda:N or mps. `newsdesk index status` shows the choice and why."
+        ),
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto",
+        description=(
+            "The model's precision. auto: float16 on a GPU, bfloat16 on a CPU with "
+            "avx512_bf16 or AMX, else float32. Not recorded in the index: vectors differ "
+            "from float32 by cosine < 1e-4 (index/device.py)."
+        ),
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+        return device
 
 
 class ChunkingSettings(Section):
@@ -264,6 +287,24 @@ class ChatSettings(Section):
             "Never printed; not part of an answer's settings_hash."
         ),
     )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, the one token that may change the index over HTTP (POST "
+            "/v1/index/update; env NEWSDESK_ADMIN_TOKEN): chat.token then only asks. It "
+            "opens the read endpoints too; it must differ from chat.token. Never printed "
+            "or logged."
+        ),
+    )
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=(
+            "Questions the chat page answers at once (its ask event); more wait their "
+            "turn. The HTTP API answers as many as its worker threads allow."
+        ),
+    )
     max_question_chars: int = Field(
         default=2000,
         ge=1,
@@ -279,6 +320,48 @@ class ChatSettings(Section):
     def max_upload_bytes(self) -> int:
         """The one conversion of max_upload_mb (decimal megabytes), for Gradio and for us."""
         return int(self.max_upload_mb * 1_000_000)
+
+
+class FeedSettings(Section):
+    """RSS/Atom feeds, sitemaps and folders that `newsdesk watch` polls (index.feeds)."""
+
+    urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Feeds (RSS, Atom) and sitemaps polled besides those added with "
+            "`newsdesk feeds add URL`."
+        ),
+    )
+    folders: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose new or changed article files `newsdesk watch` indexes.",
+    )
+    interval: float = Field(
+        default=900.0, ge=1, description="Seconds between polls of `newsdesk watch`."
+    )
+    timeout: float = Field(
+        default=20.0, gt=0, le=600, description="Seconds to wait for each feed or page request."
+    )
+    min_delay: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Least seconds between two requests to one host: politeness to small sites.",
+    )
+    contact: str | None = Field(
+        default=None,
+        description=(
+            "A URL or e-mail address sent in the User-Agent, so a site owner can reach "
+            "whoever runs this reader."
+        ),
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _http_only(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            http_url("feeds.urls", url)
+        return urls
 
 
 class Settings(BaseSettings):
@@ -298,6 +381,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     chat: ChatSettings = ChatSettings()
     llm: LlmSettings = LlmSettings()
+    feeds: FeedSettings = FeedSettings()
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
@@ -329,7 +413,7 @@ class Settings(BaseSettings):
 class _EnvAliases(PydanticBaseSettingsSource):
     """NEWSDESK_LLM_BASE_URL, _MODEL and _API_KEY: the names other tools' docs use for
     an OpenAI-compatible endpoint, beside the nested NEWSDESK_LLM__BASE_URL form; and
-    NEWSDESK_TOKEN for chat.token."""
+    NEWSDESK_TOKEN for chat.token, NEWSDESK_ADMIN_TOKEN for chat.admin_token."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -341,6 +425,8 @@ class _EnvAliases(PydanticBaseSettingsSource):
             found["llm"] = llm
         if os.environ.get(TOKEN_ENV):
             found["chat"] = {"token": os.environ[TOKEN_ENV]}
+        if os.environ.get(ADMIN_TOKEN_ENV):
+            found.setdefault("chat", {})["admin_token"] = os.environ[ADMIN_TOKEN_ENV]
         return found
 
 
