@@ -3,12 +3,15 @@
 Everything comes from the state the manifest named when the reader opened: the
 article texts, the Chroma collection (filtered to that state's article versions)
 and the BM25 index. A rebuild that switches the manifest later does not disturb
-an open reader; `IndexReader.is_current` tells when it is time to reopen.
+an open reader; `IndexReader.is_current` tells when it is time to reopen. One reader
+serves concurrent questions: everything is read at open except the sentence vectors,
+whose cache takes a lock.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,6 +69,7 @@ class IndexReader:
             )
         self._sentences: dict[str, list[tuple[int, int]]] = {}
         self._sentence_vectors: OrderedDict[str, SentenceVectors | None] = OrderedDict()
+        self._vectors_lock = threading.Lock()  # questions share a reader: one LRU step at a time
 
     @property
     def version(self) -> str:
@@ -85,10 +89,12 @@ class IndexReader:
             self._stamp = stamp
         return current
 
-    def is_live(self, article_id: str, article_hash: str) -> bool:
-        """True for chunks of the article versions this state names (not leftovers)."""
+    def is_live_chunk(self, chunk_id: str) -> bool:
+        """True for a chunk of this state, told by its id alone: a hit whose record a
+        writer in another process has deleted meanwhile comes back without metadata."""
+        article_id, hash_prefix, number = parse_chunk_id(chunk_id)
         entry = self.manifest.articles.get(article_id)
-        return entry is not None and entry.hash == article_hash
+        return entry is not None and entry.hash[:12] == hash_prefix and number < entry.chunks
 
     def chunk_ids(self, article_ids: Iterable[str]) -> list[str]:
         entries = self.manifest.articles
@@ -118,16 +124,18 @@ class IndexReader:
         """The article's sentence vectors from index time (None for an index built
         before they existed); the most recently used are kept in memory."""
         cache = self._sentence_vectors
-        if article_id in cache:
-            cache.move_to_end(article_id)
-            return cache[article_id]
+        with self._vectors_lock:
+            if article_id in cache:
+                cache.move_to_end(article_id)
+                return cache[article_id]
         entry = self.manifest.articles.get(article_id)
         found = None
         if entry is not None:
             found = read_vectors(self.settings.index_dir, article_id, entry.hash)
-        cache[article_id] = found
-        if len(cache) > _VECTOR_CACHE:
-            cache.popitem(last=False)
+        with self._vectors_lock:
+            cache[article_id] = found
+            if len(cache) > _VECTOR_CACHE:
+                cache.popitem(last=False)
         return found
 
 

@@ -166,11 +166,7 @@ class Retriever:
         vector = reader.embedder.embed_query(query)
         let_through = self.undated(filters) if self.settings.undated == "include" else None
         hits = reader.store.query(vector, self.settings.candidates, filters.where(let_through))
-        return {
-            h.id: 1.0 - h.distance
-            for h in hits
-            if reader.is_live(h.article_id, str(h.metadata.get("hash")))
-        }
+        return {h.id: 1.0 - h.distance for h in hits if reader.is_live_chunk(h.id)}
 
     def _lexical(self, query: str, filters: Filters) -> dict[str, float]:
         allowed = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -212,7 +211,15 @@ def _update_reply(report: IndexReport) -> UpdateReply:
 
 def create_app(service: ChatService, token: str | None = None, chat: bool = True) -> FastAPI:
     """The API under /v1 (a bearer `token` required when one is given), OpenAPI at /docs,
-    and, with `chat`, the Gradio chat at / (its login password is the token)."""
+    and, with `chat`, the Gradio chat at / (its login password is the token). With
+    chat.admin_token set, only that token may change the index (and it may also ask)."""
+    secret = service.settings.chat.admin_token
+    admin = (secret.get_secret_value().strip() if secret else "") or None
+    if admin is not None and admin == token:
+        raise NewsdeskError(
+            "chat.admin_token is the same as chat.token, so it would restrict nothing: "
+            "give the admin token (NEWSDESK_ADMIN_TOKEN) a value of its own"
+        )
     app = FastAPI(
         title="newsdesk",
         version=__version__,
@@ -222,17 +229,21 @@ def create_app(service: ChatService, token: str | None = None, chat: bool = True
     app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(NewsdeskError, _failed)
     app.add_exception_handler(OSError, _failed)
-    app.include_router(_api(service), prefix="/v1", dependencies=[Depends(_bearer(token))])
+    readers = (token, admin) if token is not None else ()
+    app.include_router(
+        _api(service, admin), prefix="/v1", dependencies=[Depends(_bearer(*readers))]
+    )
     if chat:
         _mount_chat(app, service, token)
     return app
 
 
-def _api(service: ChatService) -> APIRouter:
+def _api(service: ChatService, admin: str | None) -> APIRouter:
     router = APIRouter()
-    # One question at a time, like the chat's ask event, until the reader is safe to
-    # share between threads (issue 18, part 4); writes have their own lock (Busy).
-    answering = threading.Lock()
+    # Questions are answered concurrently (FastAPI runs each in a worker thread): the
+    # answerer and its reader are shared, and a generated answer's wait for the model
+    # holds no lock. Writes take turns (Busy); with an admin token, only it may write.
+    writers = (admin,) if admin is not None else ()
 
     def answer(question: str, history: list[str], filters: Filters, field: str) -> Answer:
         limit = service.settings.chat.max_question_chars
@@ -241,8 +252,7 @@ def _api(service: ChatService) -> APIRouter:
                 field,
                 f"{len(question):,} characters; at most {limit:,} (chat.max_question_chars)",
             )
-        with answering:
-            return service.ask(question, history, filters)
+        return service.ask(question, history, filters)
 
     @router.post("/ask", response_model=Answer, summary="A cited answer (the answer record)")
     def ask(body: AskRequest) -> Response:
@@ -304,10 +314,15 @@ def _api(service: ChatService) -> APIRouter:
             message=None if info is not None else service.no_index_message(),
         )
 
-    @router.post("/index/update", summary="Index what is new or changed in files on the server")
+    @router.post(
+        "/index/update",
+        summary="Index what is new or changed in files on the server",
+        dependencies=[Depends(_bearer(*writers, admin_only=True))],
+    )
     def update(body: UpdateRequest) -> UpdateReply:
         """The incremental update of `newsdesk index update`; one write at a time (409
-        while another runs). Questions are answered from the old state until it ends."""
+        while another runs). Questions are answered from the old state until it ends.
+        With chat.admin_token set, only that token may call it."""
         for number, path in enumerate(body.paths):
             if not Path(path).exists():
                 raise Invalid(f"paths.{number}", f"{path}: no such file or folder on the server")
@@ -393,19 +408,22 @@ def _chunks(ident: str, created: int, content: str, citations: list[Any]) -> Ite
 _scheme = HTTPBearer(auto_error=False, description="The server's token (chat.token).")
 
 
-def _bearer(token: str | None) -> Any:
-    """A dependency that lets a request through only with `Authorization: Bearer token`
-    (anything goes when there is no token: loopback only, see `ui.cli.serve`)."""
+def _bearer(*tokens: str | None, admin_only: bool = False) -> Any:
+    """A dependency that lets a request through only with `Authorization: Bearer T`, T
+    one of `tokens` (anything goes when there is none: loopback only, see
+    `ui.cli.serve`). The reply never names a token."""
+    accepted = [token for token in tokens if token is not None]
+    needed = "the admin token (chat.admin_token)" if admin_only else "a valid token"
 
     def check(
         given: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)],
     ) -> None:
-        if token is None:
+        if not accepted:
             return
-        if given is None or not _same(given.credentials, token):
+        if given is None or not any(_same(given.credentials, t) for t in accepted):
             raise HTTPException(
                 401,
-                "a valid token is required: Authorization: Bearer <token>",
+                f"{needed} is required: Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
