@@ -19,7 +19,7 @@ import pytest
 from bench.scripted_llm import Plan, ScriptedLLM
 from index.demo import DEMO_QUESTION
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
 from tests.chat_server import ARTIFACTS, NOT_IN_DEMO, Server, start_chat, stop
 from tests.conftest import write_jsonl
 
@@ -137,7 +137,7 @@ def test_seed_question_cites_and_highlights_its_source(
     settings = Settings(index_dir=demo_chat.index_dir)
     from index.reader import IndexReader
 
-    expected = Answerer(IndexReader(settings, embedder), settings).ask(DEMO_QUESTION)
+    expected = ExtractiveAnswerer(IndexReader(settings, embedder), settings).ask(DEMO_QUESTION)
     first = expected.citations[0]
     page = browser.page
     page.goto(demo_chat.url)
@@ -251,7 +251,7 @@ def test_a_generated_answer_is_checked_before_it_is_shown(
 ) -> None:
     from index.reader import IndexReader
     from rag.generate import LlmAnswerer
-    from rag.llm import make_llm
+    from rag.llm_backend import make_llm
 
     index_dir = tmp_path / "ix"
     shutil.copytree(demo_index, index_dir)
@@ -350,6 +350,149 @@ def test_a_developing_story_shows_bylines_copies_disagreement_and_timeline(
         also = sources.locator(".nd-also").all_inner_texts()
         assert len(also) == 1 and "Daily Wire (2024-03-03)" in also[0]  # one copy, not two
         page.screenshot(path=str(ARTIFACTS / "chat-news.png"))
+        assert browser.external == []
+    finally:
+        stop(server)
+
+
+# --- a newsroom: a feed added in the chat, asked about, saved, reopened, exported ------
+
+QUARRY = (
+    "The flooded quarry at Stone Hollow will open as a public swimming lake in June, the "
+    "parish council said on Thursday. Divers measured the water at thirty-one metres "
+    "deep near the old crane.\n\n"
+    "Lifeguards will watch the beach on weekends, and swimming stays banned after dark."
+)
+BELLS = (
+    "The cathedral's eight bells rang together on Sunday for the first time since 1987. "
+    "A foundry in the north recast the cracked tenor bell over the winter.\n\n"
+    "Ringers from three villages practised for a month before the service."
+)
+NEWSROOM_QUESTION = "How deep is the water in the flooded quarry?"
+
+
+def newsroom_page(title: str, text: str) -> bytes:
+    paragraphs = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))
+    return (
+        f"<html><head><title>{title}</title></head><body><nav><a href='/'>Home</a></nav>"
+        f"<article><h1>{title}</h1>{paragraphs}</article><footer>Hollow Gazette</footer>"
+        "</body></html>"
+    ).encode()
+
+
+@pytest.fixture
+def newsroom_site() -> Iterator[str]:
+    """A local news site: an RSS feed of two articles and their pages. Yields the feed URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    routes: dict[str, tuple[bytes, str]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in routes:
+                self.send_error(404)
+                return
+            body, kind = routes[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    items = [
+        ("/quarry", "Quarry to open as a swimming lake", "Thu, 06 Jun 2024 09:00:00 GMT"),
+        ("/bells", "Cathedral bells ring again", "Sun, 02 Jun 2024 12:00:00 GMT"),
+    ]
+    entries = "".join(
+        f"<item><title>{title}</title><link>{base}{path}</link><guid>{base}{path}</guid>"
+        f"<pubDate>{date}</pubDate><description>Summary.</description></item>"
+        for path, title, date in items
+    )
+    routes["/rss.xml"] = (
+        (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Hollow Gazette</title><link>{base}/</link><description>news</description>"
+            f"{entries}</channel></rss>"
+        ).encode(),
+        "application/rss+xml",
+    )
+    html = "text/html; charset=utf-8"
+    routes["/quarry"] = (newsroom_page(items[0][1], QUARRY), html)
+    routes["/bells"] = (newsroom_page(items[1][1], BELLS), html)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"{base}/rss.xml"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_a_feed_added_in_the_chat_is_asked_saved_reopened_and_exported(
+    browser: Browser, newsroom_site: str, tmp_path: Path
+) -> None:
+    from tests.chat_server import live_articles
+    from tests.test_ui_service import exported_quotes
+
+    index_dir = tmp_path / "ix"  # nothing indexed yet: the feed is the whole collection
+    env = {"NEWSDESK_FEEDS__MIN_DELAY": "0"}
+    server = start_chat(index_dir, tmp_path / "chat.log", env=env)
+    try:
+        page = browser.page
+        page.goto(server.url)
+        page.get_by_role("tab", name="Collection").click()
+        page.locator("#nd-feeds").get_by_text("No feeds yet").wait_for()
+        page.fill("#nd-feed-url textarea", newsroom_site)
+        page.click("#nd-add-feed")
+        report = page.locator("#nd-feed-report")
+        report.get_by_text("2 new or changed items").wait_for(timeout=180_000)
+        assert f"added {newsroom_site}" in report.inner_text()
+        row = page.locator("#nd-feeds tr.nd-feed")
+        row.locator(".nd-items").get_by_text("2", exact=True).wait_for()
+        assert row.locator(".nd-polled").inner_text().endswith("UTC")
+        assert "Hollow Gazette" in row.inner_text() and "ok: 2 new or changed" in row.inner_text()
+        listing = page.locator("#nd-articles")
+        listing.get_by_text("Quarry to open as a swimming lake").wait_for()
+        assert listing.locator("tr.nd-article").count() == 2
+        assert "Cathedral bells ring again" in listing.inner_text()
+
+        page.get_by_role("tab", name="Chat").click()
+        ask(page, NEWSROOM_QUESTION)
+        answer = page.locator("#nd-chat .nd-answer").last
+        assert "thirty-one metres" in answer.inner_text()
+        said = answer.inner_text()
+        saved = page.locator("#nd-conversations label").filter(has_text=NEWSROOM_QUESTION)
+        saved.wait_for()
+
+        page.reload()
+        page.wait_for_selector("#nd-question textarea")
+        saved.click()
+        page.locator("#nd-chat .nd-answer").wait_for()
+        assert page.locator("#nd-chat .nd-answer").inner_text() == said
+        card = page.locator("#nd-src-0-1")
+        assert "thirty-one metres" in card.locator("mark.nd-span").inner_text()
+        assert page.input_value("#nd-title textarea") == NEWSROOM_QUESTION
+
+        page.fill("#nd-title textarea", "Quarry lake")
+        page.click("#nd-rename")
+        page.locator("#nd-conversations label").filter(has_text="Quarry lake").wait_for()
+        with page.expect_download() as downloading:
+            page.click("#nd-export-md")
+        download = downloading.value
+        assert download.suggested_filename == "Quarry_lake.md"
+        exported = Path(download.path()).read_text(encoding="utf-8")
+        assert exported.startswith("# Quarry lake\n")
+        quotes = exported_quotes(exported)
+        assert quotes, exported
+        _, articles = live_articles(index_dir)
+        for quote, article_id, start, end in quotes:
+            assert articles[article_id].text[start:end] == quote
+        assert any("thirty-one metres" in quote for quote, *_ in quotes)
+        page.screenshot(path=str(ARTIFACTS / "chat-newsroom.png"), full_page=True)
         assert browser.external == []
     finally:
         stop(server)

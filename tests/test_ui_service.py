@@ -3,7 +3,11 @@ from the previous index while a rebuild runs."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +130,133 @@ def test_after_a_switch_the_next_question_uses_the_new_index(service: ChatServic
         stale.ask("Why is the harbour bridge closing?")
     answer = service.ask("Why is the harbour bridge closing?", [], None)
     assert answer.citations and answer.index_version != stale.reader.version
+
+
+# --- the chat's handlers: saved conversations and feeds (ui.app.ChatHandlers) ----------
+
+
+FOOTNOTE = re.compile(
+    r"^\[\^[\w-]+\]: .*\n(?:    [<`].*\n)?\n((?:    >.*\n)+)\n"
+    r"    Article `([^`]+)`, characters (\d+)-(\d+)\.",
+    re.MULTILINE,
+)
+
+
+def exported_quotes(markdown: str) -> list[tuple[str, str, int, int]]:
+    """(quote, article id, start, end) of each footnote of an exported conversation."""
+    found = []
+    for match in FOOTNOTE.finditer(markdown):
+        lines = [line[len("    >") :].removeprefix(" ") for line in match[1].splitlines()]
+        found.append(("\n".join(lines), match[2], int(match[3]), int(match[4])))
+    return found
+
+
+def respond(on: Any, question: str, messages: Any, turns: Any, conversation: int | None) -> Any:
+    """The last update of the ask event: (messages, box, panel, answers, conversation)."""
+    *_, last = on.respond(question, messages, turns, None, None, None, None, conversation)
+    return last
+
+
+def download(button: Any) -> str:
+    return Path(button.value["path"]).read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def handlers(service: ChatService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from ui.app import ChatHandlers
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # where exports are copied
+    return ChatHandlers(service)
+
+
+def test_every_answer_is_saved_and_reopened_renamed_exported_deleted(
+    handlers: Any, service: ChatService, tmp_path: Path
+) -> None:
+    on = handlers
+    messages, _, _, turns, first = respond(on, "Why is the harbour bridge closing?", [], [], None)
+    assert isinstance(first, int)
+    messages, _, _, turns, same = respond(on, "How long will it close?", messages, turns, first)
+    assert same == first and len(turns) == 2
+    _, _, _, _, other = respond(on, "Who won the chess title?", [], [], None)  # a new one
+    assert other != first
+
+    listed, title, md, js, note = on.show_saved(first)
+    assert title == "Why is the harbour bridge closing?" and note == ""
+    assert [value for _, value in listed.choices] == [other, first]  # most recent first
+    assert listed.value == first and "2 questions" in listed.choices[1][0]
+    quotes = exported_quotes(download(md))
+    assert quotes, download(md)
+    texts = {a["id"]: a["text"] for a in NEWS}
+    for quote, article, start, end in quotes:
+        assert texts[article][start:end] == quote
+    records = json.loads(download(js))
+    assert [t["question"] for t in records["turns"]] == [
+        "Why is the harbour bridge closing?",
+        "How long will it close?",
+    ]
+    assert Path(md.value["path"]).name == "Why_is_the_harbour_bridge_closing.md"
+
+    listed, title, md, _, note = on.rename(first, "  Bridge  closure ")
+    assert title == "Bridge closure" and note == ""
+    assert Path(md.value["path"]).name == "Bridge_closure.md"
+    assert download(md).startswith("# Bridge closure\n")
+    *_, refused = on.rename(first, "   ")
+    assert "title is empty" in refused
+
+    reopened_messages, answers, panel, current, *_ = on.open_saved(first)
+    assert current == first and len(reopened_messages) == 4 and len(answers) == 2
+    assert 'id="nd-turn-1"' in panel and "index has changed" not in reopened_messages[1]["content"]
+    assert reopened_messages[1]["content"] == messages[1]["content"]  # shown as it was live
+
+    service.add([upload(tmp_path, "more.jsonl", [EXTRA])])  # the index changes
+    reopened_messages, *_ = on.open_saved(first)
+    assert "the index has changed since" in reopened_messages[1]["content"]
+
+    chat, answers, _, current, listed, title, md, _, _ = on.delete(first)
+    assert chat == [] and answers == [] and current is None and title == ""
+    assert [value for _, value in listed.choices] == [other] and not md.interactive
+    *_, missing = on.open_saved(first)
+    assert "no saved conversation" in missing
+    current, listed, *_ = on.new_conversation()
+    assert current is None and listed.value is None
+
+
+def test_feed_rows_and_a_failed_poll_name_the_url(handlers: Any, service: ChatService) -> None:
+    on = handlers
+    assert "No feeds yet" in on.feed_table()
+    report, box = on.add_feed("ftp://example.org/rss")
+    assert "ftp://example.org/rss" in html.unescape(report) and "nd-error" in report
+    dead = "http://127.0.0.1:9/rss.xml"  # the discard port: nothing listens
+    report, box = on.add_feed(f" {dead} ")
+    shown = html.unescape(report)
+    assert box == "" and f"added {dead}" in shown
+    assert "1 failed" in shown and f"problem: {dead}" in shown
+    table = on.feed_table()
+    assert dead in html.unescape(table) and 'class="nd-error"' in table
+    assert '<td class="nd-items">0</td>' in table
+    refreshed = on.refresh()
+    assert refreshed[4] == table
+    assert all(f'data-article="{a["id"]}"' in refreshed[5] for a in NEWS)
+    assert service.status()[0]["articles"] == len(NEWS)  # type: ignore[index]
+
+
+def test_feed_and_article_rows_show_untrusted_text_as_text() -> None:
+    from index.feeds_store import FeedRow
+    from index.types import Article
+    from ui.render import articles_html, feeds_html
+
+    row = FeedRow(
+        "https://evil.example/rss", "<script>x()</script>", "2024-05-01T09:30:12+00:00", "ok", None
+    )
+    table = feeds_html([row], {row.url: 3})
+    assert "<script>" not in table and "2024-05-01 09:30 UTC" in html.unescape(table)
+    assert '<td class="nd-items">3</td>' in table
+    articles = {
+        "a": Article(id="a", title="<b>Old</b>", text="x", date="2020-01-01", url="javascript:1"),
+        "b": Article(id="b", title="New", text="y", date="2024-01-01"),
+        "c": Article(id="c", title="Undated", text="z"),
+    }
+    listing = articles_html(articles)
+    assert "<b>" not in listing and "javascript:" not in listing
+    assert re.findall(r'data-article="(\w)"', listing) == ["b", "a", "c"]  # newest, undated last
+    assert "and 2 more" in articles_html(articles, limit=1)

@@ -12,11 +12,14 @@ become a link, an image or a formula.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from index.dates import order_key
+from index.feeds_store import FeedRow
 from index.types import Article
+from rag.conversations import Conversation
 from rag.types import CANNOT_ANSWER, Answer, Citation, Retrieved, byline, day
 
 # Characters Markdown (or the chat's LaTeX) could read as syntax, as references.
@@ -29,6 +32,7 @@ _ESCAPES = str.maketrans(
 )
 _CONTEXT_CHARS = 320  # most characters of the paragraph shown on each side of a span
 _RELATED_CHARS = 280
+ARTICLES_SHOWN = 200  # rows of the Collection tab's article list
 NOT_IN_COLLECTION = "Not in this collection"
 
 
@@ -331,3 +335,73 @@ def _cell(value: object) -> str:
     if isinstance(value, list):
         return "<br>".join(escape(str(v)) for v in value)
     return escape(str(value))
+
+
+def feeds_html(rows: Sequence[FeedRow], items: Mapping[str, int]) -> str:
+    """The feeds of the index: url, title, last poll, status (or the error), and how
+    many of its items are indexed (`items` by feed url)."""
+    if not rows:
+        return (
+            '<div class="nd-feeds-empty">No feeds yet: add an RSS, Atom or sitemap URL below.</div>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("Feed", "Title", "Last poll", "Status", "Items"))
+    body = "".join(
+        f'<tr class="nd-feed" data-url="{html.escape(row.url, quote=True)}">'
+        f"<td>{escape(row.url)}</td><td>{escape(row.title)}</td>"
+        f'<td class="nd-polled">{escape(_when(row.polled_at) or "never")}</td>'
+        f'<td class="nd-feed-status">{_feed_status(row)}</td>'
+        f'<td class="nd-items">{items.get(row.url, 0)}</td></tr>'
+        for row in rows
+    )
+    return f'<table class="nd-feeds"><tr>{head}</tr>{body}</table>'
+
+
+def _feed_status(row: FeedRow) -> str:
+    if row.error:
+        return f'<span class="nd-error">{escape(row.error)}</span>'
+    listed = " (listed in feeds.urls)" if row.in_settings else ""
+    return escape(row.status + listed)
+
+
+def _when(timestamp: str | None) -> str:
+    """An ISO timestamp to the minute, as a person reads it ("2024-05-01 09:30 UTC")."""
+    if not timestamp:
+        return ""
+    shown = timestamp[:16].replace("T", " ")
+    return f"{shown} UTC" if timestamp.endswith(("+00:00", "Z")) else shown
+
+
+def articles_html(articles: Mapping[str, Article], limit: int = ARTICLES_SHOWN) -> str:
+    """The collection's articles, the newest first: date, title, outlet and id."""
+    if not articles:
+        return '<div class="nd-articles-empty">No articles yet.</div>'
+    newest = sorted(articles.values(), key=_newest_first)
+    rows = "".join(
+        f'<tr class="nd-article" data-article="{escape(a.id)}">'
+        f"<td>{escape(day(a.date))}</td>"
+        f"<td>{_title_html(a.title or a.id, a.url)}</td>"
+        f"<td>{escape(a.source)}</td><td>{escape(a.id)}</td></tr>"
+        for a in newest[:limit]
+    )
+    more = (
+        f'<div class="nd-meta">and {len(newest) - limit:,} more</div>'
+        if len(newest) > limit
+        else ""
+    )
+    head = "".join(f"<th>{h}</th>" for h in ("Date", "Title", "Outlet", "Id"))
+    return (
+        f'<div class="nd-articles-count">{len(newest):,} articles, the newest first</div>'
+        f'<table class="nd-articles"><tr>{head}</tr>{rows}</table>{more}'
+    )
+
+
+def _newest_first(article: Article) -> tuple[float, str]:
+    """Dated articles the newest first, then the undated ones (order_key puts them last)."""
+    published = order_key(article.date)
+    return (-published if published != math.inf else math.inf, article.id)
+
+
+def conversation_label(conversation: Conversation) -> str:
+    """How a saved conversation is listed: its title and when it was last added to."""
+    turns = "1 question" if conversation.turns == 1 else f"{conversation.turns} questions"
+    return f"{conversation.title} · {turns} · {_when(conversation.updated)}"

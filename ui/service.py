@@ -16,15 +16,19 @@ from typing import Any
 
 from index.build import Indexer, IndexReport, NothingToIndex, Progress
 from index.embed import Embedder
+from index.feeds import PollReport, add_feed, list_feeds, poll_feeds
+from index.feeds_store import FEEDS_DB, FeedRow, FeedStore
 from index.manifest import read_manifest
 from index.reader import IndexReader
 from index.status import index_status
 from index.store import StoreUnavailable
 from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
-from rag.answer import Answerer
+from rag.answer import ExtractiveAnswerer
+from rag.conversations import Conversation, ConversationStore, Reopened, reopen
+from rag.export import Format, export
 from rag.generate import AnswersQuestions, LlmAnswerer
-from rag.llm import make_llm
+from rag.llm_backend import make_llm
 from rag.retrieve import Filters
 from rag.types import Answer
 from ui.uploads import Upload, store_uploads
@@ -58,6 +62,7 @@ class ChatService:
         self._llm: Any = None  # made once, on the first question, when answer.answerer is llm
         self._swap = threading.Lock()
         self._writing = threading.Lock()
+        self.saved = ConversationStore(settings.index_dir)
 
     @property
     def index_dir(self) -> Path:
@@ -68,7 +73,9 @@ class ChatService:
         return self.index_dir / UPLOADS
 
     def answerer(self) -> AnswersQuestions | None:
-        """The answerer over the live index state, reopened once a write switched it."""
+        """The answerer over the live index state, reopened once a write switched it.
+        Concurrent questions share it (each answers from the one state it got here);
+        only the swap takes a lock, never an answer, so a slow model holds up no one."""
         with self._swap:
             current = self._answerer
             if current is not None and current.reader.is_current():
@@ -82,7 +89,7 @@ class ChatService:
                     self._llm = make_llm(self.settings.llm)
                 self._answerer = LlmAnswerer(reader, self.settings, self._llm)
             else:
-                self._answerer = Answerer(reader, self.settings)
+                self._answerer = ExtractiveAnswerer(reader, self.settings)
             return self._answerer
 
     def warm_up(self) -> None:
@@ -91,7 +98,7 @@ class ChatService:
         language model, if any, is not asked: that would cost a generation."""
         answerer = self.answerer()
         if isinstance(answerer, LlmAnswerer):
-            answerer.quoter.ask("warm up")
+            answerer.extractive.ask("warm up")
         elif answerer is not None:
             answerer.ask("warm up")
 
@@ -132,7 +139,9 @@ class ChatService:
         manifest = read_manifest(self.index_dir)
         if manifest is None:
             return None, False
-        return index_status(self.index_dir, manifest), manifest.includes_demo
+        return index_status(
+            self.index_dir, manifest, self.settings.embedding
+        ), manifest.includes_demo
 
     def sources(self) -> list[str]:
         """The outlets in the index, for the source filter."""
@@ -183,6 +192,61 @@ class ChatService:
                 )
             paths = [Path(s) for s in manifest.sources]
             report = Indexer(self.settings, self._writer()).build(paths, progress)
+        self.answerer()
+        return report
+
+    def conversations(self) -> list[Conversation]:
+        """The saved conversations of this index, the most recently updated first."""
+        return self.saved.conversations()
+
+    def open_conversation(self, conversation_id: int) -> list[Reopened]:
+        """A saved conversation's answers, each checked against the live index state."""
+        answerer = self.answerer()
+        version = answerer.reader.version if answerer is not None else None
+        articles = answerer.reader.articles if answerer is not None else {}
+        return [reopen(t, version, articles) for t in self.saved.turns(conversation_id)]
+
+    def save_turn(self, conversation_id: int | None, question: str, answer: Answer) -> int:
+        """Save an answer into a conversation (None: a new one); returns its id."""
+        return self.saved.save_turn(conversation_id, question, answer).conversation_id
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        """One saved conversation's title, times and number of questions."""
+        return self.saved.get(conversation_id)
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.saved.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self.saved.delete(conversation_id)
+
+    def export_conversation(self, conversation_id: int, fmt: Format) -> str:
+        """The conversation as Markdown ("md") or JSON ("json"), for a download."""
+        conversation = self.saved.get(conversation_id)
+        return export(conversation, self.open_conversation(conversation_id), fmt)
+
+    def feeds(self) -> list[FeedRow]:
+        """The feeds polled into this index, with their last poll, status and error.
+        Read without creating anything: a page load must not write into an empty folder."""
+        if not (self.index_dir / FEEDS_DB).exists() and not self.settings.feeds.urls:
+            return []
+        return list_feeds(self.settings)
+
+    def feed_items(self) -> dict[str, int]:
+        """How many items of each feed are in the index, by feed url."""
+        store = FeedStore(self.index_dir)
+        if not store.path.exists():
+            return {}
+        return {row.url: len(store.versions(row.url)) for row in store.feeds()}
+
+    def add_feed(self, url: str) -> FeedRow:
+        """Add a feed or sitemap (FeedListError if the URL is not http(s)); polled next time."""
+        return add_feed(self.settings, url)
+
+    def poll_feeds(self) -> PollReport:
+        """Poll every feed once and index what is new, as one write among the others."""
+        with self._write_lock():
+            report = poll_feeds(self.settings, self._writer())
         self.answerer()
         return report
 
