@@ -17,6 +17,8 @@ from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
+from newsdesk.server import Server, running
+from newsdesk.settings import Settings
 
 sources_argument = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 demo_option = click.option(
@@ -50,21 +52,70 @@ def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None
 @sources_argument
 @demo_option
 @click.option("--prune", is_flag=True, help="Remove indexed articles no longer in SOURCES.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Write from this process even when `newsdesk serve` is running on this index.",
+)
 @index_dir_option
-def update(sources: tuple[Path, ...], demo: bool, prune: bool, index_dir: Path | None) -> None:
-    """Embed only new or changed articles from SOURCES (by content hash)."""
+def update(
+    sources: tuple[Path, ...], demo: bool, prune: bool, local: bool, index_dir: Path | None
+) -> None:
+    """Embed only new or changed articles from SOURCES (by content hash).
+
+    When `newsdesk serve` is running on this index, the server does the update: it has
+    the model loaded, and with Chroma embedded in the index directory a write from
+    another process is not seen by the server's vector search until it restarts.
+    """
     paths = _paths(sources, demo)
-    indexer = Indexer(settings_from(index_dir))
+    settings = settings_from(index_dir)
+    with reported():
+        token = _writer_token(settings)
+        server = None if local else running(settings.index_dir, token)
+        if server is not None:
+            _update_through(server, token, paths, prune, demo)
+            return
+    indexer = Indexer(settings)
     with reported(), _progress() as progress:
         report = indexer.update(paths, prune=prune, progress=progress)
     _finish(report, demo, indexer.index_dir)
+
+
+def _writer_token(settings: Settings) -> str | None:
+    """The token a write needs: the admin token when there is one (chat.admin_token)."""
+    secret = settings.chat.admin_token or settings.chat.token
+    return (secret.get_secret_value().strip() or None) if secret else None
+
+
+def _update_through(
+    server: Server, token: str | None, paths: list[Path], prune: bool, demo: bool
+) -> None:
+    """`index update` done by the running server (POST /v1/index/update), reported as
+    the local update would be."""
+    click.echo(f"updating through the newsdesk server at {server.url} …", err=True)
+    body = {"paths": [str(path.resolve()) for path in paths], "prune": prune}
+    reply = server.post("/index/update", body, token, timeout=3600)
+    problems = reply.get("problems", [])
+    for problem in problems:
+        at = (
+            f"{problem['where']} [{problem['field']}]" if problem.get("field") else problem["where"]
+        )
+        click.echo(
+            f"{'warning' if problem['kept'] else 'skipped'}: {at}: {problem['message']}", err=True
+        )
+    click.echo(reply["summary"])
+    if demo or server.attribution:
+        click.echo(DEMO_ATTRIBUTION)
+    if any(not problem["kept"] for problem in problems):
+        sys.exit(EXIT_SKIPPED)
 
 
 @index_group.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @index_dir_option
 def status(as_json: bool, index_dir: Path | None) -> None:
-    """Counts, model, sources, last build and size of the index."""
+    """Counts, model, sources, last build and size of the index, and the device and
+    precision this machine embeds with (embedding.device / embedding.dtype)."""
     settings = settings_from(index_dir)
     with reported():
         manifest = read_manifest(settings.index_dir)
@@ -74,7 +125,7 @@ def status(as_json: bool, index_dir: Path | None) -> None:
             err=True,
         )
         sys.exit(EXIT_FAILED)
-    info = index_status(settings.index_dir, manifest)
+    info = index_status(settings.index_dir, manifest, settings.embedding)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +18,9 @@ from newsdesk.clikit import (
     reported,
     settings_from,
 )
-from rag.generate import open_answerer
+from newsdesk.server import running
+from newsdesk.settings import Settings
+from rag.conversations import ConversationStore
 from rag.retrieve import Filters
 from rag.types import Answer
 
@@ -40,6 +43,18 @@ from rag.types import Answer
     multiple=True,
     help="An earlier question of the conversation (repeat, oldest first).",
 )
+@click.option("--save", is_flag=True, help="Save the question and answer as a conversation.")
+@click.option(
+    "--conversation",
+    "conversation_id",
+    type=int,
+    help="Add to this saved conversation (implies --save; its questions are the history).",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Answer in this process even when `newsdesk serve` is running on this index.",
+)
 @answerer_options
 @index_dir_option
 def ask(
@@ -51,10 +66,18 @@ def ask(
     sources: tuple[str, ...],
     as_of: str | None,
     history: tuple[str, ...],
+    save: bool,
+    conversation_id: int | None,
+    local: bool,
     index_dir: Path | None,
     **answerer: Any,
 ) -> None:
-    """Answer QUESTION from the index, quoting and citing the sentences it rests on."""
+    """Answer QUESTION from the index, quoting and citing the sentences it rests on.
+
+    When `newsdesk serve` is running on the same index, the question goes to it (no
+    model to load: an answer in well under a second); --local, -k or an answerer flag
+    answers in this process instead.
+    """
     if not question.strip():
         raise click.UsageError("the question is empty")
     try:
@@ -62,20 +85,68 @@ def ask(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = settings_from(index_dir, **answerer)
+    store = ConversationStore(settings.index_dir)
     with reported():
-        engine = open_answerer(settings)
-        if not engine.reader.articles:
-            click.echo(
-                "error: the index is empty; add articles with `newsdesk index update`", err=True
-            )
-            sys.exit(EXIT_FAILED)
-        answer = engine.ask(question, history=history, filters=filters, k=k)
+        if conversation_id is not None:  # an unknown id fails before the answer is sought
+            history = history or tuple(store.questions(conversation_id))
+        asked = (question, history, sources, since, until, as_of)
+        use_server = not local and k is None and not any(answerer.values())
+        served = _ask_server(settings, *asked) if use_server else None
+        answer, attribution = (
+            served if served is not None else _ask_here(settings, filters, k, *asked[:2])
+        )
+        saved = None
+        if save or conversation_id is not None:
+            saved = store.save_turn(conversation_id, question, answer)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
-        return
-    click.echo(render(answer))
-    if engine.reader.manifest.includes_demo:
-        click.echo(f"\n{DEMO_ATTRIBUTION}")
+    else:
+        click.echo(render(answer))
+        if attribution:
+            click.echo(f"\n{attribution}")
+    if saved is not None:  # on stderr under --json, which keeps stdout one JSON document
+        click.echo(
+            f"\nSaved as answer {saved.position} of conversation {saved.conversation_id}.",
+            err=as_json,
+        )
+
+
+def _ask_here(
+    settings: Settings, filters: Filters, k: int | None, question: str, history: tuple[str, ...]
+) -> tuple[Answer, str | None]:
+    """The answer from an answerer opened in this process (seconds: imports, the model)."""
+    from rag.generate import open_answerer
+
+    engine = open_answerer(settings)
+    if not engine.reader.articles:
+        click.echo("error: the index is empty; add articles with `newsdesk index update`", err=True)
+        sys.exit(EXIT_FAILED)
+    answer = engine.ask(question, history=history, filters=filters, k=k)
+    return answer, DEMO_ATTRIBUTION if engine.reader.manifest.includes_demo else None
+
+
+def _ask_server(
+    settings: Settings,
+    question: str,
+    history: tuple[str, ...],
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_of: str | None,
+) -> tuple[Answer, str | None] | None:
+    """The answer from `newsdesk serve` on this index, if one is up (None otherwise).
+    Once a server has been found, its refusal is the answer's error: falling back would
+    hide a real problem (a bad token, a question too long) behind a slow start."""
+    secret = settings.chat.token or settings.chat.admin_token
+    token = secret.get_secret_value().strip() or None if secret else None
+    server = running(settings.index_dir, token)
+    if server is None:
+        return None
+    logging.getLogger(__name__).info("asking the newsdesk server at %s", server.url)
+    body: dict[str, object] = {"question": question, "history": list(history)}
+    body |= {"sources": list(sources), "since": since, "until": until, "as_of": as_of}
+    reply = server.post("/ask", body, token, timeout=settings.llm.timeout + 30)
+    return Answer.model_validate(reply), server.attribution
 
 
 def render(answer: Answer) -> str:

@@ -64,6 +64,19 @@ def demo_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> 
     return index_dir
 
 
+@pytest.fixture(scope="module")
+def service(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A chat service (ui.service.ChatService) over a small index of NEWS, built once per
+    test module: a module's tests may change it, another module's never see that."""
+    from index.build import Indexer
+    from ui.service import ChatService
+
+    folder = tmp_path_factory.mktemp("service")
+    settings = make_settings(folder / "ix")
+    Indexer(settings, embedder).build([write_jsonl(folder / "news.jsonl", NEWS)])
+    return ChatService(settings, embedder)
+
+
 def make_settings(index_dir: Path, **overrides: Any) -> Settings:
     return Settings(index_dir=index_dir, **overrides)
 

@@ -60,14 +60,6 @@ def serving(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def service(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> ChatService:
-    folder = tmp_path_factory.mktemp("api")
-    settings = make_settings(folder / "ix")
-    Indexer(settings, embedder).build([write_jsonl(folder / "news.jsonl", NEWS)])
-    return ChatService(settings, embedder)
-
-
-@pytest.fixture(scope="module")
 def gradio_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")

@@ -18,6 +18,7 @@ from newsdesk.clikit import (
     reported,
     settings_from,
 )
+from newsdesk.server import RECORD, advertise, withdraw
 from newsdesk.settings import TOKEN_ENV, Settings
 
 if TYPE_CHECKING:
@@ -87,8 +88,6 @@ def serve(host: str | None, port: int | None, index_dir: Path | None, **answerer
     settings = _settings(index_dir, host, port, answerer)
     token = _token(settings)
     service = _open(settings)
-    import uvicorn
-
     from ui.api import create_app
 
     app = create_app(service, token)
@@ -99,7 +98,30 @@ def serve(host: str | None, port: int | None, index_dir: Path | None, **answerer
         "(Ctrl-C stops it)",
         err=True,
     )
-    uvicorn.run(app, host=settings.chat.host, port=settings.chat.port, log_level="warning")
+    _advertised_server(settings, app).run()
+
+
+def _advertised_server(settings: Settings, app: Any) -> Any:
+    """A uvicorn server that, once listening, leaves the record by which `newsdesk ask` on
+    this index finds it and asks it instead of loading the model (newsdesk.server), and
+    removes it on the way out: in shutdown, since uvicorn re-raises a stopping signal
+    after `run` returns, so code after `run` never runs."""
+    import uvicorn
+
+    host, port = settings.chat.host, settings.chat.port
+    record = settings.index_dir / RECORD
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                advertise(settings.index_dir, host, port)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            withdraw(record)
+            await super().shutdown(sockets)
+
+    return Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
 
 
 def is_loopback(host: str) -> bool:
