@@ -58,8 +58,9 @@ lint: setup
 SLOW_TIERS := browser or process or server or llm or slow
 
 # pytest exits 5 when it collected no tests: a suite that ran nothing is a failure.
+# --durations: the slowest tests, so the suite's time can be read off any CI log.
 test: lint browser local-llm
-	$(BIN)/pytest; rc=$$?; \
+	$(BIN)/pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
