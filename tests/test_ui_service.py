@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from index.build import Indexer, NothingToIndex
 from index.embed import Embedder
@@ -222,12 +223,14 @@ def test_every_answer_is_saved_and_reopened_renamed_exported_deleted(
 
 
 def test_feed_rows_and_a_failed_poll_name_the_url(handlers: Any, service: ChatService) -> None:
+    import gradio as gr
+
     on = handlers
     assert "No feeds yet" in on.feed_table()
-    report, box = on.add_feed("ftp://example.org/rss")
+    report, box = on.add_feed("ftp://example.org/rss", gr.Request())
     assert "ftp://example.org/rss" in html.unescape(report) and "nd-error" in report
     dead = "http://127.0.0.1:9/rss.xml"  # the discard port: nothing listens
-    report, box = on.add_feed(f" {dead} ")
+    report, box = on.add_feed(f" {dead} ", gr.Request())
     shown = html.unescape(report)
     assert box == "" and f"added {dead}" in shown
     assert "1 failed" in shown and f"problem: {dead}" in shown
@@ -260,3 +263,43 @@ def test_feed_and_article_rows_show_untrusted_text_as_text() -> None:
     assert "<b>" not in listing and "javascript:" not in listing
     assert re.findall(r'data-article="(\w)"', listing) == ["b", "a", "c"]  # newest, undated last
     assert "and 2 more" in articles_html(articles, limit=1)
+
+
+def test_with_an_admin_token_only_the_chat_admin_changes_the_index(
+    service: ChatService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradio as gr
+
+    from ui.api import chat_login
+    from ui.app import ChatHandlers
+    from ui.service import ADMIN_USER
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+
+    chat = service.settings.chat.model_copy(update={"admin_token": SecretStr("admin-secret-1")})
+    admin = ChatService(service.settings.model_copy(update={"chat": chat}), service.embedder)
+    on = ChatHandlers(admin)
+    before = admin.status()[0]
+    assert before is not None
+    reader = gr.Request(username="desk")
+    for refused in (
+        on.add_files([str(write_jsonl(tmp_path / "more.jsonl", [EXTRA]))], reader),
+        on.rebuild_all(reader),
+        on.add_feed("http://127.0.0.1:9/rss.xml", reader)[0],
+        on.poll_feeds(reader),
+    ):
+        assert "needs the admin token" in refused and "nd-error" in refused
+    assert admin.status()[0] == before and admin.feeds() == []
+    added = on.add_files([str(tmp_path / "more.jsonl")], gr.Request(username=ADMIN_USER))
+    after = admin.status()[0]
+    assert "nd-error" not in added and after is not None
+    assert after["articles"] == before["articles"] + 1
+
+    login = chat_login("reader-secret-1", "admin-secret-1")
+    assert login is not None
+    assert login("desk", "reader-secret-1") and login(ADMIN_USER, "admin-secret-1")
+    assert not login(ADMIN_USER, "reader-secret-1") and not login("desk", "admin-secret-1")
+    assert not login("desk", "wrong")
+    only_admin = chat_login(None, "admin-secret-1")  # on this machine, no reader token
+    assert only_admin is not None and only_admin("desk", "") and not only_admin(ADMIN_USER, "")
+    assert chat_login(None, None) is None

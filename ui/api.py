@@ -33,10 +33,13 @@ from newsdesk.errors import NewsdeskError
 from rag.retrieve import Filters
 from rag.types import Answer
 from ui.render import paragraph_of
-from ui.service import Busy, ChatService, NoIndex
+from ui.service import ADMIN_USER, Busy, ChatService, NoIndex
 from ui.uploads import UploadRejected
 
-LOGIN_MESSAGE = "Sign in with any user name and this server's token as the password."
+LOGIN_MESSAGE = (
+    "Sign in with any user name and this server's token as the password; to change the "
+    f"index, as {ADMIN_USER!r} with the admin token."
+)
 MODEL = "newsdesk"  # the one model name /v1/models lists and completions report
 _CONFLICT = (NoIndex, Busy, IndexBusy)  # the index is not in a state to do it now: 409
 _REFUSED = (NothingToIndex, UploadRejected)  # what the request asked for cannot be: 422
@@ -213,8 +216,7 @@ def create_app(service: ChatService, token: str | None = None, chat: bool = True
     """The API under /v1 (a bearer `token` required when one is given), OpenAPI at /docs,
     and, with `chat`, the Gradio chat at / (its login password is the token). With
     chat.admin_token set, only that token may change the index (and it may also ask)."""
-    secret = service.settings.chat.admin_token
-    admin = (secret.get_secret_value().strip() if secret else "") or None
+    admin = service.admin_token
     if admin is not None and admin == token:
         raise NewsdeskError(
             "chat.admin_token is the same as chat.token, so it would restrict nothing: "
@@ -430,11 +432,17 @@ def _bearer(*tokens: str | None, admin_only: bool = False) -> Any:
     return check
 
 
-def token_login(token: str) -> Callable[[str, str], bool]:
-    """Gradio's login check: any user name, the token as the password."""
+def chat_login(token: str | None, admin: str | None) -> Callable[[str, str], bool] | None:
+    """Gradio's login check (None: no login, on this machine with neither token). The
+    user named ADMIN_USER signs in with the admin token and may change the index; any
+    other name with the token (with only an admin token set: any password) may ask."""
+    if token is None and admin is None:
+        return None
 
     def login(user: str, password: str) -> bool:
-        return _same(password, token)
+        if admin is not None and user == ADMIN_USER:
+            return _same(password, admin)
+        return token is None or _same(password, token)
 
     return login
 
@@ -489,7 +497,7 @@ def _mount_chat(app: FastAPI, service: ChatService, token: str | None) -> None:
         path="/",
         server_name=service.settings.chat.host,
         server_port=service.settings.chat.port,
-        auth=token_login(token) if token is not None else None,
+        auth=chat_login(token, service.admin_token),
         auth_message=LOGIN_MESSAGE,
         footer_links=["api", "settings"],
         show_error=True,

@@ -289,7 +289,14 @@ class ChatHandlers:
         turn = min(int(index) // 2, len(turns) - 1)
         return sources_html(turns, turn, _articles(self.service))
 
-    def add_files(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (Gradio finds it so)
+    def add_files(
+        self,
+        paths: list[str] | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds it so)
+    ) -> str:
+        if refused := self.service.write_refusal(request.username):
+            return error_html(refused)
         uploads = [Upload(name=Path(p).name, path=Path(p)) for p in paths or []]
         try:
             stored, done = self.service.add(uploads, _progress(progress))
@@ -297,23 +304,33 @@ class ChatHandlers:
             return error_html(str(exc))
         return _report(done, [p.name for p in stored])
 
-    def rebuild_all(self, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (Gradio finds it so)
+    def rebuild_all(
+        self,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds it so)
+    ) -> str:
+        if refused := self.service.write_refusal(request.username):
+            return error_html(refused)
         try:
             done = self.service.rebuild(_progress(progress))
         except (NewsdeskError, OSError) as exc:
             return error_html(str(exc))
         return _report(done, [])
 
-    def add_feed(self, url: str | None) -> tuple[str, str]:
+    def add_feed(self, url: str | None, request: gr.Request) -> tuple[str, str]:
         """Add a feed and poll it (with the others) at once, so its articles show now."""
+        if refused := self.service.write_refusal(request.username):
+            return error_html(refused), gr.skip()
         try:
             row = self.service.add_feed(url or "")
         except (NewsdeskError, OSError, sqlite3.Error) as exc:
             return error_html(str(exc)), gr.skip()
-        return self.poll_feeds(f"added {row.url}"), ""
+        return self.poll_feeds(request, f"added {row.url}"), ""
 
-    def poll_feeds(self, done: str = "") -> str:
+    def poll_feeds(self, request: gr.Request, done: str = "") -> str:
         """Poll every feed now, as one write among the others; each problem names its URL."""
+        if refused := self.service.write_refusal(request.username):
+            return error_html(refused)
         try:
             report = self.service.poll_feeds()
         except (NewsdeskError, OSError, sqlite3.Error) as exc:

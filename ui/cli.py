@@ -46,7 +46,7 @@ def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer:
     settings = _settings(index_dir, host, port, answerer)
     token = _token(settings)
     service = _open(settings)
-    from ui.api import LOGIN_MESSAGE, token_login
+    from ui.api import LOGIN_MESSAGE, chat_login
     from ui.app import build_page
 
     page = build_page(service)
@@ -69,7 +69,7 @@ def chat(host: str | None, port: int | None, index_dir: Path | None, **answerer:
         css=page.css,
         js=page.js,
         footer_links=["api", "settings"],
-        auth=token_login(token) if token else None,
+        auth=chat_login(token, service.admin_token),
         auth_message=LOGIN_MESSAGE,
     )
 

@@ -53,6 +53,9 @@ def _stream(
         yield answerer.ask(question, history=history, filters=filters)
 
 
+ADMIN_USER = "admin"  # the chat's user name for the admin token (chat.admin_token)
+
+
 class ChatService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -67,6 +70,22 @@ class ChatService:
     @property
     def index_dir(self) -> Path:
         return self.settings.index_dir
+
+    @property
+    def admin_token(self) -> str | None:
+        """chat.admin_token: when set, only it may change the index."""
+        secret = self.settings.chat.admin_token
+        return (secret.get_secret_value().strip() if secret else "") or None
+
+    def write_refusal(self, user: str | None) -> str | None:
+        """Why the chat's signed-in `user` may not change the index (None: they may).
+        With an admin token, only the chat's admin (signed in with it) may."""
+        if self.admin_token is None or user == ADMIN_USER:
+            return None
+        return (
+            f"changing the index needs the admin token: sign in as {ADMIN_USER!r} with it "
+            "(chat.admin_token)"
+        )
 
     @property
     def uploads_dir(self) -> Path:
