@@ -64,8 +64,7 @@ def update(
     """Embed only new or changed articles from SOURCES (by content hash).
 
     When `newsdesk serve` is running on this index, the server does the update: it has
-    the model loaded, and with Chroma embedded in the index directory a write from
-    another process is not seen by the server's vector search until it restarts.
+    the model loaded already, so the command only waits for the embedding itself.
     """
     paths = _paths(sources, demo)
     settings = settings_from(index_dir)

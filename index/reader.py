@@ -37,7 +37,10 @@ _VECTOR_CACHE = 256  # articles whose sentence vectors stay in memory (~0.1-0.4 
 
 
 class IndexReader:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, fresh: bool = False
+    ) -> None:
+        """`fresh`: the state was written by another process (see `chroma_client`)."""
         self._stamp = _manifest_stamp(settings.index_dir)  # before reading: see is_current
         manifest = read_manifest(settings.index_dir)
         if manifest is None:
@@ -52,7 +55,7 @@ class IndexReader:
         self.articles: dict[str, Article] = read_articles(
             settings.index_dir / manifest.articles_file
         )
-        client = chroma_client(settings)
+        client = chroma_client(settings, fresh=fresh)
         self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
         live = self.chunk_ids(manifest.articles)
         if manifest.lexical_segments:

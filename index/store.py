@@ -40,9 +40,15 @@ class StoreUnavailable(NewsdeskError, RuntimeError):
     """Chroma could not be reached or opened."""
 
 
-def chroma_client(settings: Settings) -> ClientAPI:
+def chroma_client(settings: Settings, fresh: bool = False) -> ClientAPI:
     """An embedded client under the index directory, or an HTTP client for a server
-    whose every request gives up after `chroma.timeout` seconds."""
+    whose every request gives up after `chroma.timeout` seconds.
+
+    `fresh`: an embedded client that sees what another process wrote. Chroma keeps one
+    client system per path in each process, with its vector index in memory, and never
+    reloads it: a process that did not write would go on searching the old vectors.
+    Clearing that cache makes the next client load from disk; clients made before keep
+    working on what they had (so answers in flight are not disturbed)."""
     import chromadb
     from chromadb.config import Settings as ChromaConfig
 
@@ -51,6 +57,10 @@ def chroma_client(settings: Settings) -> ClientAPI:
     if url is None:
         path = settings.index_dir / CHROMA_DIR
         path.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
         return chromadb.PersistentClient(path=str(path), settings=config)
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"

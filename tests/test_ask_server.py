@@ -187,3 +187,35 @@ def test_index_update_goes_through_the_running_server(
     assert isinstance(found, ExtractiveAnswerer)
     dense = found.retriever._dense("rail tunnel under the river", Filters())
     assert any(found.reader.chunk_span(chunk)[0] == "tunnel" for chunk in dense)
+
+
+@pytest.mark.process
+def test_an_update_written_by_another_process_reaches_the_vector_search(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """`index update --local` (or `watch`) beside a running service: once the state
+    switches, the service's dense leg finds the new article, not only its BM25 leg."""
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, embedder).build([write_jsonl(tmp_path / "news.jsonl", NEWS)])
+    service = ChatService(settings, embedder)
+    assert service.ask(QUESTION, [], None).citations  # the vectors are loaded here
+    added = write_jsonl(tmp_path / "tunnel.jsonl", [TUNNEL])
+    done = subprocess.run(
+        [
+            *NEWSDESK,
+            "index",
+            "update",
+            str(added),
+            "--local",
+            "--index-dir",
+            str(settings.index_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = service.answerer()
+    assert isinstance(found, ExtractiveAnswerer)
+    dense = found.retriever._dense("rail tunnel under the river", Filters())
+    assert any(found.reader.chunk_span(chunk)[0] == "tunnel" for chunk in dense)

@@ -65,6 +65,7 @@ class ChatService:
         self._llm: Any = None  # made once, on the first question, when answer.answerer is llm
         self._swap = threading.Lock()
         self._writing = threading.Lock()
+        self._written: str | None = None  # the state (articles file) this process last wrote
         self.saved = ConversationStore(settings.index_dir)
 
     @property
@@ -99,10 +100,14 @@ class ChatService:
             current = self._answerer
             if current is not None and current.reader.is_current():
                 return current
-            if read_manifest(self.index_dir) is None:
+            manifest = read_manifest(self.index_dir)
+            if manifest is None:
                 self._answerer = None
                 return None
-            reader = IndexReader(self.settings, self.embedder)
+            # A state another process wrote (`newsdesk index update --local`, `watch`)
+            # needs a Chroma client that reloads the vectors from disk.
+            external = manifest.articles_file != self._written
+            reader = IndexReader(self.settings, self.embedder, fresh=external)
             if self.settings.answer.answerer == "llm":
                 if self._llm is None:
                     self._llm = make_llm(self.settings.llm)
@@ -276,6 +281,8 @@ class ChatService:
         try:
             yield
         finally:
+            manifest = read_manifest(self.index_dir)
+            self._written = manifest.articles_file if manifest is not None else None
             self._writing.release()
 
     def _writer(self) -> Embedder:
