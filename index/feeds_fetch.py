@@ -23,6 +23,7 @@ import feedparser  # type: ignore[import-untyped]
 import httpx
 
 from index.dates import normalize_date
+from index.formats import main_text
 from newsdesk import __version__
 from newsdesk.errors import NewsdeskError
 from newsdesk.settings import FeedSettings
@@ -229,35 +230,22 @@ class Page:
 
 
 def extract_page(url: str, body: bytes) -> Page:
-    """The main text of an article page (trafilatura), or FeedError naming `url`."""
-    import trafilatura  # slow to import; only pages need it
-
-    document = trafilatura.bare_extraction(
-        body.decode("utf-8", "replace"),
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        date_extraction_params={"extensive_search": False, "original_date": True},
-    )
-    text = (_field(document, "text") or "").strip()
+    """The main text of an article page, or FeedError naming `url`."""
+    page = main_text(body.decode("utf-8", "replace"), url=url)
+    text = (page["text"] or "").strip()
     if not text:
         raise FeedError(f"{url}: no article text found on the page")
     try:
-        date = normalize_date(_field(document, "date"))
+        date = normalize_date(page["date"])
     except ValueError:
         date = None
     return Page(
         text=text,
-        title=_field(document, "title") or "",
-        author=_field(document, "author") or "",
+        title=(page["title"] or "").strip(),
+        author=(page["author"] or "").strip(),
         date=date,
-        site=_field(document, "sitename") or "",
+        site=(page["sitename"] or "").strip(),
     )
-
-
-def _field(document: object, name: str) -> str | None:
-    value = document.get(name) if isinstance(document, dict) else getattr(document, name, None)
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _entry_html(entry: Any) -> str:

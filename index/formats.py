@@ -254,40 +254,49 @@ def _read_markdown(file: SourceFile, text: str, problems: list[Problem]) -> Iter
 
 @reads(".html", ".htm")
 def _read_html(file: SourceFile, text: str, problems: list[Problem]) -> Iterator[Article]:
-    """Only the main text is kept: markup, scripts, menus and comments would pollute
-    answers and citations. Dates come from page metadata only; trafilatura's wider
-    search picks up copyright years and the like."""
-    import trafilatura  # slow to import; only HTML needs it
-
-    document = trafilatura.bare_extraction(
-        text,
-        with_metadata=True,
-        include_comments=False,
-        date_extraction_params={"extensive_search": False, "original_date": True},
-    )
-    body = (_doc_field(document, "text") or "").strip() if document is not None else ""
+    page = main_text(text)
+    body = (page["text"] or "").strip()
     if not body:
         problems.append(Problem(file.where, "no main text found in the HTML; skipped", "text"))
         return
-    title = _doc_field(document, "title") or _html_title(text) or file.path.stem
+    title = page["title"] or _html_title(text) or file.path.stem
     first, _, rest = body.partition("\n")
     if first.strip() == title and rest.strip():  # the headline repeated as the first line
         body = _strip_leading_blank_lines(rest)
     record = {
         "title": title,
         "text": body,
-        "url": _doc_field(document, "url"),
-        "date": _doc_field(document, "date"),
-        "author": _doc_field(document, "author"),
-        "source": _doc_field(document, "sitename"),
+        "url": page["url"],
+        "date": page["date"],
+        "author": page["author"],
+        "source": page["sitename"],
     }
     article = article_from_record(record, file.where, problems, default_id=file.doc_id)
     if article is not None:
         yield article
 
 
+def main_text(page: str, url: str | None = None) -> dict[str, str | None]:
+    """An HTML page's main text and metadata (text, title, url, date, author, sitename;
+    None where missing), for files and for feed items alike. Only the main text is
+    kept: markup, scripts, menus and comments would pollute answers and citations.
+    Dates come from page metadata only; trafilatura's wider search picks up copyright
+    years and the like."""
+    import trafilatura  # slow to import; only HTML needs it
+
+    document = trafilatura.bare_extraction(
+        page,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        date_extraction_params={"extensive_search": False, "original_date": True},
+    )
+    names = ("text", "title", "url", "date", "author", "sitename")
+    return {name: _doc_field(document, name) for name in names}
+
+
 def _doc_field(document: object, name: str) -> str | None:
-    """trafilatura returns a Document (2.x) or a dict (older versions, as_dict)."""
+    """trafilatura returns a Document (2.x), a dict (older versions, as_dict) or None."""
     value = document.get(name) if isinstance(document, dict) else getattr(document, name, None)
     return value if isinstance(value, str) and value.strip() else None
 
