@@ -7,6 +7,14 @@ Vectors in float16/bfloat16 differ from float32 by cosine < 1e-4 (measured on th
 articles: cosine >= 0.99994, top-1 neighbour unchanged), so the index does not record the
 precision: an index built on a GPU serves questions on a laptop CPU and the other way round.
 
+`embedding.dtype = "int8"` is a CPU-only choice, never taken by "auto": torch's dynamic
+quantisation of the model's linear layers (weights int8, activations quantised per batch).
+Its vectors are further from float32 (cosine about 0.93); judged by retrieval (bench/README.md:
+hit@10 and MRR, not cosine) it loses about 1.4 hit@10 points of hybrid retrieval, so it is
+offered, not chosen. An index built in int8 answers float32 questions about as well as
+int8 ones (hybrid hit@10 -0.9 points against fp32), so int8 is not recorded either:
+changing the setting never breaks an index.
+
 The choice (`choose`) is a pure function of the settings and `Capabilities`, so tests can
 fake any machine; `Capabilities.detect` is the one place that asks the real one.
 """
@@ -21,7 +29,7 @@ from typing import Literal, cast
 
 from newsdesk.errors import NewsdeskError
 
-Dtype = Literal["float32", "float16", "bfloat16"]
+Dtype = Literal["float32", "float16", "bfloat16", "int8"]
 
 # CPU flags (as /proc/cpuinfo names them) that run bfloat16 matrix products natively.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
@@ -101,6 +109,11 @@ def choose(device: str, dtype: str, caps: Capabilities) -> Placement:
         placed, why = _auto_device(caps)
     else:
         placed, why = _explicit_device(device, caps), f"embedding.device = {device!r}"
+    if dtype == "int8" and placed != "cpu":
+        raise DeviceUnavailable(
+            f"embedding.dtype = 'int8' runs on the CPU only, not on {placed} ({why}); "
+            'set embedding.device = "cpu" (NEWSDESK_EMBEDDING__DEVICE=cpu) or another dtype'
+        )
     if dtype != "auto":
         slow = placed == "cpu" and (
             dtype == "float16" or (dtype == "bfloat16" and not caps.cpu_bf16)
@@ -141,8 +154,8 @@ def _explicit_device(device: str, caps: Capabilities) -> str:
 
 
 def _dtype(name: str) -> Dtype:
-    if name in ("float32", "float16", "bfloat16"):
+    if name in ("float32", "float16", "bfloat16", "int8"):
         return cast(Dtype, name)
     raise DeviceUnavailable(
-        f"embedding.dtype = {name!r} is not one of auto, float32, float16, bfloat16"
+        f"embedding.dtype = {name!r} is not one of auto, float32, float16, bfloat16, int8"
     )

@@ -56,3 +56,45 @@ def test_query_benchmark_reports_latency_memory_and_update(tmp_path: Path) -> No
     for case in ("appended_paragraph", "correction_in_the_middle", "new_article"):
         assert update[case]["chunks_embedded"] > 0
     assert update["new_article"]["chunks_copied"] == 0
+
+
+def test_ingest_benchmark_reports_each_backend_beside_fp32(tmp_path: Path) -> None:
+    records = [json.loads(line) for line in DEMO_NEWS.read_text().splitlines()[:3]]
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = records[0]["text"]
+    sentence = "Hydrogen peroxide reduced infected ant fatalities by 15%"
+    start = text.index(sentence)
+    question = {
+        "id": "q1",
+        "question": "By how much did hydrogen peroxide lower the death rate of sick ants?",
+        "answers": ["15%"],
+        "answerable": True,
+        "evidence": [{"article_id": records[0]["id"], "text": sentence,
+                      "start": start, "end": start + len(sentence)}],
+    }  # fmt: skip
+    questions = tmp_path / "news.jsonl"
+    questions.write_text(json.dumps(question) + "\n")
+    report = run(
+        "ingest.py", "--runs", "1", "--variants", "plain", "newsdesk",
+        "--backends", "fp32", "int8", "--articles", str(articles),
+        "--questions", str(tmp_path / "none.jsonl"), "--news-questions", str(questions),
+    )  # fmt: skip
+    assert isinstance(report["speedup"], float)
+    backends = report["backends"]
+    assert isinstance(backends, list) and [b["name"] for b in backends] == ["fp32", "int8"]
+    for row in backends:
+        assert {"name", "speedup", "hit@10", "hit@10_delta", "mrr@10"} <= row.keys()
+        assert row["speedup"] > 0
+        news = row["quality"]["news"]
+        for mode in ("hybrid", "dense"):
+            assert news[mode]["questions"] == 1
+            assert {"hit@1", "hit@10", "mrr@10", "hit@10_delta", "mrr@10_delta"} <= news[
+                mode
+            ].keys()
+    fp32, int8 = backends
+    assert fp32["speedup"] == report["speedup"]
+    assert fp32["quality"]["news"]["dense"]["hit@10_delta"] == 0
+    assert {"hybrid_fp32_query", "dense_fp32_query"} <= int8["quality"]["news"].keys()
+    results = report["results"]
+    assert isinstance(results, dict) and results["plain"]["quality"]["news"].keys() == {"dense"}

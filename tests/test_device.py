@@ -107,7 +107,7 @@ def test_settings_default_to_auto_and_refuse_unknown_devices(
     with pytest.raises(ValueError, match="device"):
         EmbeddingSettings(device="gpu")
     with pytest.raises(ValueError, match="dtype"):
-        EmbeddingSettings(dtype="int8")
+        EmbeddingSettings(dtype="int4")
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
@@ -190,3 +190,28 @@ def test_half_precision_vectors_are_unit_float32_and_close(embedder: Embedder) -
     assert half.model.dtype == torch.bfloat16 and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert (vectors * embedder.embed(texts)).sum(axis=1).min() > 0.999
+
+
+def test_int8_is_a_cpu_choice_never_auto() -> None:
+    assert choose("cpu", "int8", CPU) == Placement(
+        "cpu", "int8", "embedding.device = 'cpu'; embedding.dtype = int8"
+    )
+    assert choose("auto", "int8", CPU_BF16).dtype == "int8"
+    assert all(choose("auto", "auto", caps).dtype != "int8" for caps in (CPU, CPU_BF16, GPU, MAC))
+    for device, caps in (("auto", GPU), ("cuda", GPU), ("mps", MAC)):
+        with pytest.raises(DeviceUnavailable, match=r"int8.*CPU only.*embedding\.device"):
+            choose(device, "int8", caps)
+    assert EmbeddingSettings(dtype="int8").dtype == "int8"
+
+
+def test_int8_vectors_are_unit_float32_and_rank_like_float32(embedder: Embedder) -> None:
+    """Not cosine-close (about 0.93, bench/README.md) but the same nearest neighbour."""
+    texts = ["The harbour bridge closes for repairs.", "Ferries run every ten minutes."]
+    int8 = Embedder(EmbeddingSettings(device="cpu", dtype="int8"))
+    vectors = int8.embed(texts)
+    quantized = [m for m in int8.model.modules() if "quantized" in type(m).__module__]
+    assert len(quantized) >= 36 and vectors.dtype == np.float32  # 6 layers x 6 linear
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * embedder.embed(texts)).sum(axis=1).min() > 0.8
+    question = int8.embed_query("When will the bridge be shut?")
+    assert int(np.argmax(vectors @ question)) == 0
