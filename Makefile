@@ -9,12 +9,13 @@ BIN := $(VENV)/bin
 # The stamp names pyproject.toml's hash, so a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 LOCAL_LLM := $(VENV)/.local-llm-$(shell sha1sum pyproject.toml | cut -c1-12)
+RAY := $(VENV)/.ray-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEMO_INDEX := .newsdesk/demo-index
 CHROMIUM := /usr/bin/chromium
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup local-llm chat test check lint browser clean
+.PHONY: setup local-llm ray chat test check lint browser clean
 
 setup: $(STAMP)
 
@@ -39,6 +40,14 @@ $(LOCAL_LLM): $(STAMP)
 	rm -f $(VENV)/.local-llm-*
 	touch $@
 
+# Ray (the optional extra for builds spread over a cluster) only for its test.
+ray: $(RAY)
+
+$(RAY): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	rm -f $(VENV)/.ray-*
+	touch $@
+
 chat: setup
 	$(BIN)/newsdesk index update --demo --index-dir $(DEMO_INDEX)
 	$(BIN)/newsdesk chat --index-dir $(DEMO_INDEX)
@@ -61,7 +70,7 @@ SLOW_TIERS := browser or process or server or llm or slow
 
 # pytest exits 5 when it collected no tests: a suite that ran nothing is a failure.
 # --durations: the slowest tests, so the suite's time can be read off any CI log.
-test: lint browser local-llm
+test: lint browser local-llm ray
 	$(BIN)/pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc

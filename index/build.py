@@ -12,7 +12,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from index.chunk import chunk_text, embedding_input, hf_token_spans
 from index.dedupe import find_duplicates, update_duplicates
 from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
+from index.embed_backend import Batch, EmbedBackend, InProcess
 from index.lexical import LEXICAL_DIR, Segment, compact, segment_of
 from index.load import load_sources
 from index.lock import WriteLock, write_lock
@@ -130,9 +131,17 @@ def chunk_params(settings: Settings, embedder: Embedder) -> ChunkParams:
 class Indexer:
     """Writes one index directory (and its Chroma collection) from article sources."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        backend: EmbedBackend | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.embedding)
+        # Where chunks are embedded (index.embed_backend): this process unless given,
+        # e.g. Ray workers (index.embed_ray); this object still writes everything.
+        self.backend = backend or InProcess(self.embedder)
         self.index_dir = settings.index_dir
 
     def build(self, sources: Sequence[Path], progress: Progress | None = None) -> IndexReport:
@@ -520,17 +529,24 @@ class Indexer:
             self.index_dir, self.embedder.dimension, {i: e.chunks for i, e in entries.items()}
         )
         copied = self._copy_unchanged(store, articles, entries, pooler, previous or {})
-        for lo in range(0, len(rows), _SLAB):
-            slab = rows[lo : lo + _SLAB]
-            todo = [(a, c) for a, c in slab if (a.id, c.index) not in copied]
-            texts = [embedding_input(titles[a.id], c.text) for a, c in todo]
-            local = [
-                pooler.local_spans(a, c.start, c.end, len(text) - len(c.text))
-                for (a, c), text in zip(todo, texts, strict=True)
-            ]
+        slabs = [rows[lo : lo + _SLAB] for lo in range(0, len(rows), _SLAB)]
+        todos = [[(a, c) for a, c in slab if (a.id, c.index) not in copied] for slab in slabs]
+
+        def batches() -> Iterator[Batch]:
+            """The slabs' model inputs, made as the backend asks for them."""
+            for todo in filter(None, todos):
+                texts = [embedding_input(titles[a.id], c.text) for a, c in todo]
+                local = [
+                    pooler.local_spans(a, c.start, c.end, len(text) - len(c.text))
+                    for (a, c), text in zip(todo, texts, strict=True)
+                ]
+                yield texts, local
+
+        results = self.backend.embed_batches(batches())
+        for lo, slab, todo in zip(range(0, len(rows), _SLAB), slabs, todos, strict=True):
             vectors = dict(copied)
             if todo:
-                embedded, sums, counts = self.embedder.embed_with_spans(texts, local)
+                embedded, sums, counts = next(results)
                 for (a, c), vector, s, n in zip(todo, embedded, sums, counts, strict=True):
                     vectors[(a.id, c.index)] = vector
                     pooler.add(a, c.start, c.end, s, n)

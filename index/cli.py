@@ -14,6 +14,7 @@ import click
 from index.build import Indexer, IndexReport, Progress
 from index.check import CheckReport, check_index
 from index.demo import DEMO_ATTRIBUTION, demo_sources
+from index.embed_backend import EmbedBackend
 from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
@@ -23,6 +24,13 @@ from newsdesk.settings import Settings
 sources_argument = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 demo_option = click.option(
     "--demo", is_flag=True, help="Add the bundled demo collection (Wikinews, CC BY 2.5)."
+)
+ray_option = click.option(
+    "--ray",
+    "ray_address",
+    metavar="auto|ADDRESS",
+    help="Embed on a Ray cluster, one worker per CPU (needs newsdesk[ray]): auto = "
+    "RAY_ADDRESS, else the cluster `ray start` started here, else a new local one.",
 )
 
 
@@ -34,16 +42,20 @@ def index_group() -> None:
 @index_group.command()
 @sources_argument
 @demo_option
+@ray_option
 @index_dir_option
-def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None:
+def build(
+    sources: tuple[Path, ...], demo: bool, ray_address: str | None, index_dir: Path | None
+) -> None:
     """Index SOURCES from scratch (files or folders of JSONL, JSON, CSV, txt, md, html).
 
     The new index replaces the old one only once it is complete: a failure or
     Ctrl-C leaves the previous index serving.
     """
     paths = _paths(sources, demo)
-    indexer = Indexer(settings_from(index_dir))
-    with reported(), _progress() as progress:
+    settings = settings_from(index_dir)
+    with reported(), _backend(settings, ray_address) as backend, _progress() as progress:
+        indexer = Indexer(settings, backend=backend)
         report = indexer.build(paths, progress)
     _finish(report, demo, indexer.index_dir)
 
@@ -57,27 +69,47 @@ def build(sources: tuple[Path, ...], demo: bool, index_dir: Path | None) -> None
     is_flag=True,
     help="Write from this process even when `newsdesk serve` is running on this index.",
 )
+@ray_option
 @index_dir_option
 def update(
-    sources: tuple[Path, ...], demo: bool, prune: bool, local: bool, index_dir: Path | None
+    sources: tuple[Path, ...],
+    demo: bool,
+    prune: bool,
+    local: bool,
+    ray_address: str | None,
+    index_dir: Path | None,
 ) -> None:
     """Embed only new or changed articles from SOURCES (by content hash).
 
     When `newsdesk serve` is running on this index, the server does the update: it has
-    the model loaded already, so the command only waits for the embedding itself.
+    the model loaded already, so the command only waits for the embedding itself
+    (unless --local, or --ray: then this process writes).
     """
     paths = _paths(sources, demo)
     settings = settings_from(index_dir)
     with reported():
         token = _writer_token(settings)
-        server = None if local else running(settings.index_dir, token)
+        server = None if local or ray_address else running(settings.index_dir, token)
         if server is not None:
             _update_through(server, token, paths, prune, demo)
             return
-    indexer = Indexer(settings)
-    with reported(), _progress() as progress:
+    with reported(), _backend(settings, ray_address) as backend, _progress() as progress:
+        indexer = Indexer(settings, backend=backend)
         report = indexer.update(paths, prune=prune, progress=progress)
     _finish(report, demo, indexer.index_dir)
+
+
+@contextmanager
+def _backend(settings: Settings, ray_address: str | None) -> Iterator[EmbedBackend | None]:
+    """Ray workers for --ray (index.embed_ray, imported only then), ended afterwards;
+    None: the indexer embeds in this process."""
+    if not ray_address:
+        yield None
+        return
+    from index.embed_ray import RayBackend
+
+    with RayBackend(settings.embedding, ray_address) as backend:
+        yield backend
 
 
 def _writer_token(settings: Settings) -> str | None:
