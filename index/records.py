@@ -106,11 +106,15 @@ class ArticleRecord(BaseModel):
         text = unix_newlines(value)
         if "\x00" in text:
             raise invalid("text contains a NUL character; skipped")
+        if bad := surrogate(text):
+            raise invalid(f"text contains {bad}; skipped")
         return text
 
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, value: object) -> str:
+        if isinstance(value, str) and (bad := surrogate(value)):
+            raise invalid(f"id contains {bad}; skipped")
         if isinstance(value, str):
             return value.strip()
         if isinstance(value, int) and not isinstance(value, bool):
@@ -123,6 +127,11 @@ class ArticleRecord(BaseModel):
         if info.field_name == "author" and isinstance(value, list):
             names = (str(item).strip() for item in value if item is not None)
             return ", ".join(name for name in names if name)
+        if isinstance(value, str) and (bad := surrogate(value)):
+            _kept(info).append(
+                (str(info.field_name), f"{info.field_name} contains {bad}; kept without it")
+            )
+            return ""
         if isinstance(value, str):
             return value.strip()
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -186,6 +195,16 @@ def pick(record: Record, keys: Sequence[str]) -> object:
     return None
 
 
+def surrogate(text: str) -> str | None:
+    """A lone UTF-16 surrogate in `text` (JSON's "\\ud800" escape decodes to one), named;
+    such a string is not Unicode text, and storing or hashing it as UTF-8 would fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"an unpaired surrogate ({text[exc.start]!r} at character {exc.start})"
+    return None
+
+
 def _kept(info: ValidationInfo) -> list[tuple[str, str]]:
     kept: list[tuple[str, str]] = info.context["kept"] if info.context else []
     return kept
@@ -196,7 +215,7 @@ def _metadata(record: Record) -> dict[str, MetadataValue]:
     metadata: dict[str, MetadataValue] = {}
     for key, value in record.items():
         name = str(key)
-        if not name or name in _MAPPED_KEYS or value is None:
+        if not name or name in _MAPPED_KEYS or value is None or surrogate(name):
             continue
         if isinstance(value, str | int | float | bool):
             metadata[name] = value
@@ -204,6 +223,8 @@ def _metadata(record: Record) -> dict[str, MetadataValue]:
             metadata[name] = value.isoformat()
         else:
             metadata[name] = json.dumps(value, ensure_ascii=False, default=str)
+        if isinstance(metadata[name], str) and surrogate(str(metadata[name])):
+            del metadata[name]  # not Unicode text: metadata is extra, the article stays
     return metadata
 
 

@@ -583,3 +583,27 @@ def test_deeply_nested_json_is_a_problem(tmp_path: Path) -> None:
         ("a.json", "JSON nested too deeply"),
         ("b.jsonl:1", "line 1: JSON nested too deeply"),
     ]
+
+
+def test_a_lone_surrogate_escape_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    r"""JSON may escape half a UTF-16 pair ("\ud800"): decoded, that is not Unicode text,
+    and hashing or storing it as UTF-8 would fail. The field, or the record, goes."""
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        '{"id": "a", "text": "bad \\ud800 text"}\n'
+        '{"id": "b", "title": "t \\udc00", "text": "fine", "extra": "x \\ud800"}\n'
+        '{"id": "c \\ud800", "text": "fine"}\n'
+        '{"id": "d", "text": "a pair \\ud83d\\ude00 is fine"}\n'
+    )
+    result = load_sources([path])
+    assert [(a.id, a.title, a.metadata) for a in result.articles] == [
+        ("b", "", {}),
+        ("d", "", {}),
+    ]
+    assert result.articles[1].text == "a pair \U0001f600 is fine"
+    found = [(p.where, p.field, p.kept, "unpaired surrogate" in p.message) for p in result.problems]
+    assert found == [
+        (f"{path}:1", "text", False, True),
+        (f"{path}:2", "title", True, True),
+        (f"{path}:3", "id", False, True),
+    ]
