@@ -122,8 +122,10 @@ class Writer:
         self.bulletin.write_text(json.dumps(record) + "\n", encoding="utf-8")
         began = time.perf_counter()
         where = ["--index-dir", str(self.index_dir)]
+        # --local: written by this other process, not handed to the server it loads
+        local = ["--local"] if command == "update" else []
         done = subprocess.run(
-            [*NEWSDESK, "index", command, *where, "--demo", str(self.bulletin)],
+            [*NEWSDESK, "index", command, *where, *local, "--demo", str(self.bulletin)],
             capture_output=True,
             text=True,
             check=False,
