@@ -129,6 +129,10 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal delivers it, even when this test runs under a shell that
+        # started it in the background: such a shell ignores SIGINT, children inherit
+        # that, and Python then installs no handler, so the build would never stop.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     # Wait (however long a loaded machine takes) until it has written part of the new
