@@ -91,6 +91,7 @@ def assert_checked(answer: Answer, engine: LlmAnswerer) -> None:
 
 
 @pytest.mark.llm
+@pytest.mark.gguf
 @pytest.mark.server
 @pytest.mark.process
 def test_smollm2_behind_llama_cpp_server(
@@ -112,6 +113,7 @@ def test_smollm2_behind_llama_cpp_server(
 
 
 @pytest.mark.llm
+@pytest.mark.gguf
 def test_smollm2_in_process_with_llm_gguf(demo_index: Path, embedder: Embedder) -> None:
     require("llama_index.llms.llama_cpp")
     settings = make_settings(
