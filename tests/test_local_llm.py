@@ -80,6 +80,22 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
 
 
+@pytest.fixture(scope="module")
+def seed_index(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed article among five other demo articles. `make test` runs these tests in a
+    pytest session of their own, once llama-cpp-python is built, where the whole demo
+    index would cost half a minute to build for two questions; this takes seconds."""
+    from index.build import Indexer
+    from index.demo import demo_sources
+
+    seed, news = demo_sources()
+    others = tmp_path_factory.mktemp("news") / "five.jsonl"
+    others.write_text("".join(news.read_text().splitlines(keepends=True)[:5]))
+    index_dir = tmp_path_factory.mktemp("seed") / "ix"
+    Indexer(make_settings(index_dir), embedder).build([seed, others])
+    return index_dir
+
+
 def assert_checked(answer: Answer, engine: LlmAnswerer) -> None:
     """Whatever the model wrote: a checked answer or the extractive fallback, and every
     citation an exact span of its article."""
@@ -95,10 +111,10 @@ def assert_checked(answer: Answer, engine: LlmAnswerer) -> None:
 @pytest.mark.server
 @pytest.mark.process
 def test_smollm2_behind_llama_cpp_server(
-    demo_index: Path, embedder: Embedder, llama_server: str
+    seed_index: Path, embedder: Embedder, llama_server: str
 ) -> None:
     settings = make_settings(
-        demo_index,
+        seed_index,
         answer={"answerer": "llm"},
         llm={"base_url": llama_server, "model": "smollm2", "timeout": 120, "max_tokens": 120},
     )
@@ -114,10 +130,10 @@ def test_smollm2_behind_llama_cpp_server(
 
 @pytest.mark.llm
 @pytest.mark.gguf
-def test_smollm2_in_process_with_llm_gguf(demo_index: Path, embedder: Embedder) -> None:
+def test_smollm2_in_process_with_llm_gguf(seed_index: Path, embedder: Embedder) -> None:
     require("llama_index.llms.llama_cpp")
     settings = make_settings(
-        demo_index,
+        seed_index,
         answer={"answerer": "llm"},
         llm={"backend": "llama-cpp", "gguf": gguf(), "max_tokens": 120},
     )
