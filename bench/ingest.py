@@ -3,6 +3,7 @@
     python bench/ingest.py --json            # squad + news sample, 2 runs each
     python bench/ingest.py --runs 1 --articles some.jsonl --questions q.jsonl
     python bench/ingest.py --json --backends fp32 int8 bf16
+    python bench/ingest.py --json --variants plain newsdesk --backends --chunkings 0/32 32/0 0/0
 
 Variants, each run in its own process (so peak RSS is its own):
   plain      VectorStoreIndex + SentenceSplitter(256, 20) + HuggingFaceEmbedding +
@@ -13,6 +14,10 @@ Variants, each run in its own process (so peak RSS is its own):
 Backends (`--backends`): newsdesk again with `embedding.dtype` set to each (fp32 is the
 newsdesk variant's run); `backends` in the JSON gives each one's speedup over plain and
 its retrieval quality beside fp32's, `*_delta` = backend - fp32 of the same run.
+Chunkings (`--chunkings TITLE/OVERLAP ...`): newsdesk fp32 again with chunking.title_tokens
+and chunking.overlap_tokens set so (the defaults are 32/32), to see what the title in front
+of every chunk and the overlap between chunks cost in speed and buy in ranking; `chunkings`
+in the JSON holds each one's speed and quality with its change from the default run.
 
 Times are wall seconds from the loaded articles to a queryable index, model loading
 included, imports excluded. `tokens_embedded` counts the word-pieces the model actually
@@ -21,12 +26,14 @@ read (after truncation). Medians over `--runs`.
 Quality (`quality`: question set -> retrieval mode -> figures): hit@1 / hit@10 = share of
 answerable questions with a gold evidence span overlapping the best / one of the ten
 best passages; mrr@10 = mean of 1/rank of the first such passage (0 beyond ten). Sets:
-`squad_report` (only the questions whose article is in splits.json's report split) and
-`news` (news-sample). Modes: `dense` (the embedding leg alone: like with like beside the
-plain pipeline, which is dense-only) and `hybrid` (dense + BM25, what users get); for a
-backend other than fp32 also `dense_fp32_query` / `hybrid_fp32_query`: fp32 questions
-against the vectors it built. `hit@10` / `mrr@10` at the top of a backend: squad_report
-hybrid; `hit_at_10` in results: squad_report, hybrid (newsdesk) or dense (plain).
+`squad_report` (only the questions whose article is in splits.json's report split),
+`news` (news-sample) and `squad_train` (the train split: choices such as the chunking
+defaults are made on it, figures reported on `squad_report`). Modes: `dense` (the
+embedding leg alone: like with like beside the plain pipeline, which is dense-only) and
+`hybrid` (dense + BM25, what users get); for a backend other than fp32 also
+`dense_fp32_query` / `hybrid_fp32_query`: fp32 questions against the vectors it built.
+`hit@10` / `mrr@10` at the top of a backend: squad_report hybrid; `hit_at_10` in
+results: squad_report, hybrid (newsdesk) or dense (plain).
 """
 
 from __future__ import annotations
@@ -65,13 +72,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--backends", nargs="*", choices=BACKENDS, default=["fp32", "int8"])
+    parser.add_argument("--chunkings", nargs="*", type=chunking, default=[], metavar="T/O")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
     parser.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--chunking", type=chunking, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.one:
         sets = question_sets(args.questions, args.news_questions)
-        print(json.dumps(run_one(args.one, args.articles, sets, args.dtype)))
+        print(json.dumps(run_one(args.one, args.articles, sets, args.dtype, args.chunking)))
         return
     load_before = os.getloadavg()
     results: dict[str, Any] = {}
@@ -97,11 +106,35 @@ def main() -> None:
     report["backends"] = [
         backend(name, runs_of[name], runs_of.get("fp32"), plain_speed) for name in args.backends
     ]
+    report["chunkings"] = []
+    for title, overlap in args.chunkings:
+        run = measure("newsdesk", "float32", args, f"chunking {title}/{overlap}", (title, overlap))
+        row = backend("fp32", run, runs_of.get("fp32"), plain_speed)
+        del row["name"], row["dtype"]
+        report["chunkings"].append(
+            {"title_tokens": title, "overlap_tokens": overlap, "chunks": run["chunks"], **row}
+        )
     print(json.dumps(report, indent=2))
 
 
-def measure(variant: str, dtype: str, args: argparse.Namespace, name: str = "") -> Any:
-    runs = [child(variant, dtype, args) for _ in range(args.runs)]
+def chunking(value: str) -> tuple[int, int]:
+    """TITLE/OVERLAP word-pieces, as `--chunkings 0/32` gives them."""
+    try:
+        title, overlap = (int(part) for part in value.split("/"))
+    except ValueError:
+        message = f"expected TITLE/OVERLAP such as 0/32, got {value!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    return title, overlap
+
+
+def measure(
+    variant: str,
+    dtype: str,
+    args: argparse.Namespace,
+    name: str = "",
+    chunking: tuple[int, int] | None = None,
+) -> Any:
+    runs = [child(variant, dtype, args, chunking) for _ in range(args.runs)]
     result = summarise(runs)
     if not args.json:
         print(f"{name or variant}: {json.dumps(result)}", file=sys.stderr)
@@ -138,8 +171,11 @@ def delta(value: float | None, ref: float | None) -> float | None:
     return None if value is None or ref is None else round(value - ref, 3)
 
 
-def child(variant: str, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+def child(
+    variant: str, dtype: str, args: argparse.Namespace, chunking: tuple[int, int] | None
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--one", variant, "--dtype", dtype]
+    cmd += ["--chunking", "/".join(map(str, chunking))] if chunking else []
     cmd += ["--questions", str(args.questions), "--news-questions", str(args.news_questions)]
     cmd += ["--articles", *map(str, args.articles)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
@@ -159,15 +195,21 @@ QuestionSets = dict[str, tuple[Path, str | None]]  # name -> (questions file, sp
 
 
 def question_sets(squad: Path, news: Path) -> QuestionSets:
-    return {"squad_report": (squad, SPLIT), "news": (news, None)}
+    return {"squad_report": (squad, SPLIT), "news": (news, None), "squad_train": (squad, "train")}
 
 
-def run_one(variant: str, articles: list[Path], sets: QuestionSets, dtype: str) -> dict[str, Any]:
+def run_one(
+    variant: str,
+    articles: list[Path],
+    sets: QuestionSets,
+    dtype: str,
+    chunking: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     records = [json.loads(line) for p in articles for line in p.read_text().splitlines() if line]
     chars = sum(len(r["text"]) for r in records)
     with tempfile.TemporaryDirectory() as tmp:
         if variant == "newsdesk":
-            seconds, chunks, tokens, searches = newsdesk(articles, Path(tmp), dtype)
+            seconds, chunks, tokens, searches = newsdesk(articles, Path(tmp), dtype, chunking)
         else:
             size, overlap = (256, 20) if variant == "plain" else (1024, 200)
             seconds, chunks, tokens, search = plain(records, Path(tmp), size, overlap)
@@ -243,15 +285,18 @@ def plain(
 
 
 def newsdesk(
-    articles: list[Path], tmp: Path, dtype: str
+    articles: list[Path], tmp: Path, dtype: str, chunking: tuple[int, int] | None = None
 ) -> tuple[float, int, int, dict[str, Search]]:
     from index.build import Indexer
     from index.embed import Embedder
     from index.reader import IndexReader
-    from newsdesk.settings import EmbeddingSettings, Settings
+    from newsdesk.settings import ChunkingSettings, EmbeddingSettings, Settings
 
     embedding = EmbeddingSettings(device="cpu", dtype=dtype)
-    settings = Settings(index_dir=tmp / "ix", embedding=embedding)
+    chunks = ChunkingSettings()
+    if chunking:
+        chunks = ChunkingSettings(title_tokens=chunking[0], overlap_tokens=chunking[1])
+    settings = Settings(index_dir=tmp / "ix", embedding=embedding, chunking=chunks)
     began = time.perf_counter()
     indexer = Indexer(settings)
     report = indexer.build(articles)

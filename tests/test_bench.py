@@ -31,18 +31,6 @@ def run(script: str, *args: str) -> dict[str, object]:
     return result
 
 
-def test_ingest_benchmark_compares_both_pipelines(tmp_path: Path) -> None:
-    report = run(
-        "ingest.py", "--runs", "1", "--variants", "plain", "newsdesk",
-        "--articles", str(DEMO_NEWS), "--questions", str(tmp_path / "none.jsonl"),
-    )  # fmt: skip
-    results = report["results"]
-    assert isinstance(results, dict)
-    for variant in ("plain", "newsdesk"):
-        assert results[variant]["chunks"] > 0 and results[variant]["chars_per_s"] > 0
-    assert isinstance(report["speedup"], float)
-
-
 def test_query_benchmark_reports_latency_memory_and_update(tmp_path: Path) -> None:
     report = run(
         "query.py", "--articles", str(DEMO_NEWS), "--chunks", "400",
@@ -58,7 +46,7 @@ def test_query_benchmark_reports_latency_memory_and_update(tmp_path: Path) -> No
     assert update["new_article"]["chunks_copied"] == 0
 
 
-def test_ingest_benchmark_reports_each_backend_beside_fp32(tmp_path: Path) -> None:
+def test_ingest_benchmark_compares_pipelines_backends_and_chunkings(tmp_path: Path) -> None:
     records = [json.loads(line) for line in DEMO_NEWS.read_text().splitlines()[:3]]
     articles = tmp_path / "articles.jsonl"
     articles.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -77,9 +65,13 @@ def test_ingest_benchmark_reports_each_backend_beside_fp32(tmp_path: Path) -> No
     questions.write_text(json.dumps(question) + "\n")
     report = run(
         "ingest.py", "--runs", "1", "--variants", "plain", "newsdesk",
-        "--backends", "fp32", "int8", "--articles", str(articles),
+        "--backends", "fp32", "int8", "--chunkings", "0/0", "--articles", str(articles),
         "--questions", str(tmp_path / "none.jsonl"), "--news-questions", str(questions),
     )  # fmt: skip
+    results = report["results"]
+    assert isinstance(results, dict)
+    for variant in ("plain", "newsdesk"):
+        assert results[variant]["chunks"] > 0 and results[variant]["chars_per_s"] > 0
     assert isinstance(report["speedup"], float)
     backends = report["backends"]
     assert isinstance(backends, list) and [b["name"] for b in backends] == ["fp32", "int8"]
@@ -96,5 +88,10 @@ def test_ingest_benchmark_reports_each_backend_beside_fp32(tmp_path: Path) -> No
     assert fp32["speedup"] == report["speedup"]
     assert fp32["quality"]["news"]["dense"]["hit@10_delta"] == 0
     assert {"hybrid_fp32_query", "dense_fp32_query"} <= int8["quality"]["news"].keys()
-    results = report["results"]
-    assert isinstance(results, dict) and results["plain"]["quality"]["news"].keys() == {"dense"}
+    assert results["plain"]["quality"]["news"].keys() == {"dense"}
+    chunkings = report["chunkings"]
+    assert isinstance(chunkings, list) and len(chunkings) == 1
+    bare = chunkings[0]
+    assert (bare["title_tokens"], bare["overlap_tokens"]) == (0, 0)
+    assert 0 < bare["chunks"] <= results["newsdesk"]["chunks"] and bare["speedup"] > 0
+    assert bare["quality"]["news"]["hybrid"]["questions"] == 1
