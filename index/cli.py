@@ -17,6 +17,7 @@ from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed_backend import EmbedBackend
 from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
+from index.types import Problem
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
 from newsdesk.server import Server, running
 from newsdesk.settings import Settings
@@ -114,8 +115,7 @@ def _backend(settings: Settings, ray_address: str | None) -> Iterator[EmbedBacke
 
 def _writer_token(settings: Settings) -> str | None:
     """The token a write needs: the admin token when there is one (chat.admin_token)."""
-    secret = settings.chat.admin_token or settings.chat.token
-    return (secret.get_secret_value().strip() or None) if secret else None
+    return settings.chat.admin_bearer or settings.chat.bearer
 
 
 def _update_through(
@@ -126,19 +126,18 @@ def _update_through(
     click.echo(f"updating through the newsdesk server at {server.url} …", err=True)
     body = {"paths": [str(path.resolve()) for path in paths], "prune": prune}
     reply = server.post("/index/update", body, token, timeout=3600)
-    problems = reply.get("problems", [])
-    for problem in problems:
-        at = (
-            f"{problem['where']} [{problem['field']}]" if problem.get("field") else problem["where"]
-        )
-        click.echo(
-            f"{'warning' if problem['kept'] else 'skipped'}: {at}: {problem['message']}", err=True
-        )
+    problems = [Problem(**problem) for problem in reply.get("problems", [])]
+    _say_problems(problems)
     click.echo(reply["summary"])
     if demo or server.attribution:
         click.echo(DEMO_ATTRIBUTION)
-    if any(not problem["kept"] for problem in problems):
+    if any(not problem.kept for problem in problems):
         sys.exit(EXIT_SKIPPED)
+
+
+def _say_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
 
 
 @index_group.command()
@@ -257,8 +256,7 @@ def _progress() -> Iterator[Progress]:
 
 
 def _finish(report: IndexReport, demo: bool, index_dir: Path) -> None:
-    for problem in report.problems:
-        click.echo(f"{'warning' if problem.kept else 'skipped'}: {problem}", err=True)
+    _say_problems(report.problems)
     click.echo(report.summary())
     if report.manifest is not None:
         manifest = report.manifest

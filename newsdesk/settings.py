@@ -319,6 +319,16 @@ class ChatSettings(Section):
     )
 
     @property
+    def bearer(self) -> str | None:
+        """chat.token's text, None when unset or blank: the one place the secret is opened."""
+        return (self.token.get_secret_value().strip() or None) if self.token else None
+
+    @property
+    def admin_bearer(self) -> str | None:
+        """chat.admin_token's text, None when unset or blank."""
+        return (self.admin_token.get_secret_value().strip() or None) if self.admin_token else None
+
+    @property
     def max_upload_bytes(self) -> int:
         """The one conversion of max_upload_mb (decimal megabytes), for Gradio and for us."""
         return int(self.max_upload_mb * 1_000_000)

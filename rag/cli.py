@@ -137,8 +137,7 @@ def _ask_server(
     """The answer from `newsdesk serve` on this index, if one is up (None otherwise).
     Once a server has been found, its refusal is the answer's error: falling back would
     hide a real problem (a bad token, a question too long) behind a slow start."""
-    secret = settings.chat.token or settings.chat.admin_token
-    token = secret.get_secret_value().strip() or None if secret else None
+    token = settings.chat.bearer or settings.chat.admin_bearer
     server = running(settings.index_dir, token)
     if server is None:
         return None

@@ -202,10 +202,7 @@ def _update_reply(report: IndexReport) -> UpdateReply:
         unchanged=report.unchanged,
         removed=report.removed,
         chunks_embedded=report.chunks_embedded,
-        problems=[
-            ProblemReply(where=p.where, field=p.field, message=p.message, kept=p.kept)
-            for p in report.problems
-        ],
+        problems=[ProblemReply.model_validate(p, from_attributes=True) for p in report.problems],
     )
 
 

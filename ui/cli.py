@@ -136,7 +136,7 @@ def is_loopback(host: str) -> bool:
 
 def _token(settings: Settings) -> str | None:
     """chat.token, if set; required (else exit 1) to listen beyond this machine."""
-    secret = settings.chat.token.get_secret_value().strip() if settings.chat.token else ""
+    secret = settings.chat.bearer
     if not secret and not is_loopback(settings.chat.host):
         click.echo(
             f"error: not listening on {settings.chat.host} without a token: anyone who can "
@@ -145,7 +145,7 @@ def _token(settings: Settings) -> str | None:
             err=True,
         )
         sys.exit(EXIT_FAILED)
-    return secret or None
+    return secret
 
 
 def _settings(

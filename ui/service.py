@@ -75,8 +75,7 @@ class ChatService:
     @property
     def admin_token(self) -> str | None:
         """chat.admin_token: when set, only it may change the index."""
-        secret = self.settings.chat.admin_token
-        return (secret.get_secret_value().strip() if secret else "") or None
+        return self.settings.chat.admin_bearer
 
     def write_refusal(self, user: str | None) -> str | None:
         """Why the chat's signed-in `user` may not change the index (None: they may).
