@@ -46,7 +46,10 @@ ADDED = {**NEWS[0], "id": "harbour-2", "title": "Bridge reopens early"}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False)
+    # Workers inherit this environment: a driver run as `OMP_NUM_THREADS=2 newsdesk …`.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "2")
+        ray.init(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
 
@@ -66,6 +69,14 @@ def test_ray_builds_the_same_index_as_the_serial_build(
     serial = Indexer(_settings(tmp_path / "serial"), embedder)
     with index.embed_ray.RayBackend(serial.settings.embedding) as backend:
         assert len(backend.actors) == 2
+        # One torch thread per actor, whatever OMP_NUM_THREADS the cluster inherited:
+        # two actors of two threads each on two cores embedded 35 % slower.
+        # (a lambda travels by value: the workers cannot import this test module)
+        threads = [
+            a.__ray_call__.remote(lambda worker: __import__("torch").get_num_threads())
+            for a in backend.actors
+        ]
+        assert ray.get(threads) == [1, 1]
         spread = Indexer(_settings(tmp_path / "ray"), embedder, backend)
         built = [serial.build([source]), spread.build([source])]
         assert built[1].chunks_embedded == built[0].chunks_embedded > 2 * 8  # three slabs
