@@ -82,8 +82,9 @@ class Embedder:
         self._queries_lock = threading.Lock()
         # The tokenizer's truncation and padding are settings it keeps, changed by each
         # call that asks for others (count_tokens, embed_with_spans, encode): calls from
-        # several threads (questions while an update embeds) take turns. On two cores a
-        # forward pass already uses both, so taking turns costs little.
+        # several threads (questions while an update embeds) take turns. The model pass
+        # itself runs outside it in embed_with_spans, so a write's parts run side by side
+        # (index.embed_backend.InProcess); encode tokenizes inside, so it holds it all.
         self._using = threading.RLock()
 
     @property
@@ -175,7 +176,7 @@ class Embedder:
         size = self.settings.batch_size
         for lo in range(0, len(order), size):
             rows = order[lo : lo + size]
-            with self._using, torch.inference_mode():
+            with self._using:
                 encoded = self.tokenizer(
                     [texts[i] for i in rows],
                     padding=True,
@@ -184,8 +185,9 @@ class Embedder:
                     return_offsets_mapping=True,
                     return_tensors="pt",
                 )
-                offsets = encoded.pop("offset_mapping").numpy()
-                mask = encoded["attention_mask"].numpy().astype(bool)
+            offsets = encoded.pop("offset_mapping").numpy()
+            mask = encoded["attention_mask"].numpy().astype(bool)
+            with torch.inference_mode():  # the pass itself needs no turn (index.embed_backend)
                 out = model({k: v.to(model.device) for k, v in encoded.items()})
             pooled = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1)
             vectors[rows] = pooled.cpu().numpy()

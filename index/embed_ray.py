@@ -17,10 +17,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
-from index.embed import Embedder, Vectors
-from index.embed_backend import Batch, Embedded
+from index.embed import Embedder
+from index.embed_backend import Batch, Embedded, join
 from newsdesk.errors import NewsdeskError
 from newsdesk.settings import EmbeddingSettings
 
@@ -110,10 +108,7 @@ class RayBackend:
                 f"an embedding worker on the Ray cluster ({self.address}) failed: "
                 f"{_first_line(exc)}; the index was not changed"
             ) from exc
-        vectors: Vectors = np.concatenate([piece[0] for piece in pieces])
-        sums = [s for piece in pieces for s in piece[1]]
-        counts = [n for piece in pieces for n in piece[2]]
-        return vectors, sums, counts
+        return join(pieces)
 
 
 def _import_ray() -> Any:

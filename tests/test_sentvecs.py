@@ -169,3 +169,26 @@ def test_status_tells_when_articles_lack_vectors(
     assert status["articles_with_sentence_vectors"] == 2
     hint = missing_vectors_hint(status["articles"], status["articles_with_sentence_vectors"])
     assert hint is not None and "1 of 3 articles" in hint and "newsdesk index build" in hint
+
+
+def test_a_batch_split_over_threads_embeds_as_one_pass(embedder: Embedder) -> None:
+    """The default backend runs one one-thread model pass per torch thread side by side:
+    the same chunk vectors and sentence sums as one pass, torch's thread count restored."""
+    import torch
+
+    from index.embed_backend import InProcess
+
+    texts = [str(record["text"]) for record in NEWS]
+    spans = [[(0, len(text) // 2), (len(text) // 2, len(text))] for text in texts]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        (split,) = InProcess(embedder).embed_batches([(texts, spans)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    whole = embedder.embed_with_spans(texts, spans)
+    assert len(texts) >= 3 and split[0].shape == whole[0].shape
+    assert np.min(np.sum(split[0] * whole[0], axis=1)) > 0.9999
+    for mine, theirs in zip(split[1] + split[2], whole[1] + whole[2], strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-4)
