@@ -14,8 +14,10 @@ DEMO_INDEX := .newsdesk/demo-index
 CHROMIUM := /usr/bin/chromium
 # Everything but torch installs with uv: `-e '.[dev]'` took 9 s against pip's 133 s on
 # 2026-12-07, the same versions of every package. torch==2.13.0 rides along so that uv can
-# only keep the CPU build pip installed, never swap in a multi-GB CUDA one.
-INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# only keep the CPU build pip installed, never swap in a multi-GB CUDA one. Files are
+# copied, not hard-linked from uv's cache: NLTK refuses to open a data file with a second
+# link (its stopwords, which llama-index's splitter reads).
+INSTALL := $(BIN)/uv pip install --quiet --link-mode=copy --python $(BIN)/python
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -100,7 +102,11 @@ SLOW_TIERS := browser or process or server or llm or gguf or slow
 # Every tier but `gguf` runs while llama-cpp-python builds; `gguf` runs once it is in.
 PYTEST_RUN = rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; rc=1; fi
 
-test: llama-wheel lint browser ray
+# lint (CPU) and the Chromium install (network and disk) run side by side; Ray's install
+# changes the environment mypy reads, so it waits.
+test: llama-wheel
+	$(MAKE) --no-print-directory -j2 -Otarget lint browser
+	$(MAKE) --no-print-directory ray
 	$(BIN)/pytest --durations=30 -m "not gguf"; $(PYTEST_RUN); first=$$rc; \
 	$(MAKE) --no-print-directory local-llm || first=1; \
 	$(BIN)/pytest -m gguf; $(PYTEST_RUN); \
