@@ -188,7 +188,8 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     """One-article updates in a warm process (model loaded, Chroma imported, as in the
     chat's "Add to index"): a median-length article with a paragraph appended, the same
     with a correction inserted in the middle, a new news-length article, and the median
-    article under a new title (every chunk embedded again)."""
+    article under a new title (every chunk copied unless `chunking.title_tokens` puts the
+    title in the model input)."""
     from index.build import Indexer
     from index.store import chroma_client
 
@@ -206,7 +207,7 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
             median, text=f"{text[:middle]}Correction {stamp}: a new sentence. {text[middle:]}"
         ),
         "new_article": dict(typical, id=f"new-{stamp}", source="Bench Wire"),
-        # A new title is in every chunk's model input: nothing can be copied.
+        # With chunking.title_tokens set, the title is in every chunk's model input.
         "retitled_article": dict(median, title=f"{median['title']} ({stamp})"),
     }
     indexer = Indexer(settings)

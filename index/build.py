@@ -57,7 +57,7 @@ from index.text import TOKENIZER
 from index.types import Article, Chunk, Problem
 from newsdesk import __version__
 from newsdesk.errors import NewsdeskError
-from newsdesk.settings import Settings
+from newsdesk.settings import ChunkingSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,26 @@ class IndexReport:
         )
 
 
-def chunk_params(settings: Settings, embedder: Embedder) -> ChunkParams:
-    """Chunk size from the model unless set, so the title plus a chunk fits its window."""
+def chunk_params(
+    settings: Settings, embedder: Embedder, built: Manifest | None = None
+) -> ChunkParams:
+    """Chunk size from the model unless set, so the title plus a chunk fits its window.
+
+    An update passes the index's manifest (`built`): every chunking setting not given
+    explicitly (flag, environment, config file) keeps the value the index was built with,
+    so a changed default never stops an old index from taking updates. One given
+    explicitly and different still refuses, naming the rebuild (check_compatible).
+    """
     cfg = settings.chunking
+    if built is not None:
+        given = cfg.model_dump(include=cfg.model_fields_set)
+        own: dict[str, int] = {
+            "overlap_tokens": built.overlap_tokens,
+            "title_tokens": built.title_tokens,
+        }
+        if not given.keys() & {"max_tokens", "title_tokens"}:
+            own["max_tokens"] = built.chunk_tokens
+        cfg = ChunkingSettings(**{**own, **given})
     size = cfg.max_tokens or embedder.max_tokens - cfg.title_tokens
     if size + cfg.title_tokens > embedder.max_tokens:
         log.warning(
@@ -317,7 +334,7 @@ class Indexer:
         if old is None:
             return self._build(sources, progress, lock)
         began = time.monotonic()
-        params = chunk_params(self.settings, self.embedder)
+        params = chunk_params(self.settings, self.embedder, old)
         check_compatible(
             old,
             self.settings,
@@ -528,7 +545,9 @@ class Indexer:
         pooler = Pooler(
             self.index_dir, self.embedder.dimension, {i: e.chunks for i, e in entries.items()}
         )
-        copied = self._copy_unchanged(store, articles, entries, pooler, previous or {})
+        copied = self._copy_unchanged(
+            store, articles, entries, pooler, params.title_tokens, previous or {}
+        )
         slabs = [rows[lo : lo + _SLAB] for lo in range(0, len(rows), _SLAB)]
         todos = [[(a, c) for a, c in slab if (a.id, c.index) not in copied] for slab in slabs]
 
@@ -564,6 +583,7 @@ class Indexer:
         articles: Sequence[Article],
         entries: Mapping[str, ArticleEntry],
         pooler: Pooler,
+        title_tokens: int,
         previous: Mapping[str, tuple[Article, ArticleEntry]],
     ) -> dict[tuple[str, int], Vectors]:
         """Stored vectors of the chunks an edit left alone, by (article id, chunk number);
@@ -574,8 +594,11 @@ class Indexer:
                 continue
             old_article, old_entry = previous[article.id]
             old_vectors = read_vectors(self.index_dir, article.id, old_entry.hash)
-            if old_article.title != article.title or old_vectors is None:
-                continue  # the title is in every chunk's model input
+            retitled = self.title_prefix(old_article.title, title_tokens) != self.title_prefix(
+                article.title, title_tokens
+            )
+            if retitled or old_vectors is None:
+                continue  # an embedded title is in every chunk's model input
             plan = plan_reuse(
                 old_article.text,
                 old_entry.spans,

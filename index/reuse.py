@@ -36,8 +36,9 @@ def plan_reuse(
     new_chunks: Sequence[Span],
     new_sentences: Sequence[Span],
 ) -> Reuse:
-    """What the new version can copy from the old one (same title assumed: the caller
-    checks, since the title is part of every chunk's model input)."""
+    """What the new version can copy from the old one (same embedded title assumed: the
+    caller checks, since with `chunking.title_tokens` set the title is part of every
+    chunk's model input)."""
     by_text: dict[str, list[int]] = {}
     for number, (start, end) in enumerate(old_chunks):
         by_text.setdefault(old_text[start:end], []).append(number)

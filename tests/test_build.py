@@ -54,7 +54,7 @@ def test_build_status_and_search(
     assert manifest.article_count == 3
     assert manifest.chunk_count == counting.embedded >= 3
     assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
-    assert manifest.chunk_tokens == 254 - 32
+    assert manifest.chunk_tokens == 254  # the model's whole window: no title embedded
 
     query = "How will people cross while the bridge is shut?"
     assert top_articles(settings, counting, query) == ["harbour"]
@@ -220,6 +220,28 @@ def test_changed_chunking_refuses_update(
     smaller = make_settings(tmp_path / "ix", chunking=ChunkingSettings(max_tokens=64))
     with pytest.raises(UnusableIndex, match="chunking settings differ"):
         Indexer(smaller, counting).update([news_file])
+
+
+def test_an_update_keeps_the_chunking_the_index_was_built_with(
+    tmp_path: Path,
+    news_file: Path,
+    counting: CountingEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A changed default never stops an old index from taking updates; a setting given
+    explicitly (here in the environment) and different still refuses."""
+    titled = make_settings(tmp_path / "ix", chunking=ChunkingSettings(title_tokens=32))
+    Indexer(titled, counting).build([news_file])
+    edited = [dict(r, text=r["text"] + " More.") for r in NEWS[:1]]
+    report = Indexer(make_settings(tmp_path / "ix"), counting).update(
+        [write_jsonl(tmp_path / "edit.jsonl", edited)]
+    )
+    assert report.changed == 1
+    assert report.manifest.title_tokens == 32
+    assert report.manifest.chunk_tokens == counting.max_tokens - 32
+    monkeypatch.setenv("NEWSDESK_CHUNKING__TITLE_TOKENS", "0")
+    with pytest.raises(UnusableIndex, match="chunking settings differ"):
+        Indexer(make_settings(tmp_path / "ix"), counting).update([news_file])
 
 
 def test_an_index_from_before_lexical_segments_is_read_and_converted_by_update(

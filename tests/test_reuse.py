@@ -16,6 +16,7 @@ from index.manifest import read_manifest
 from index.reuse import plan_reuse
 from index.sentvecs import SentenceVectors, read_vectors
 from index.store import ChunkStore, chroma_client, chunk_ids
+from newsdesk.settings import ChunkingSettings
 from tests.conftest import make_settings, write_jsonl
 
 DEMO = Path(__file__).resolve().parents[1] / "index" / "demo" / "wikinews.jsonl"
@@ -42,10 +43,11 @@ def stored(index_dir: Path, article_id: str) -> tuple[np.ndarray, SentenceVector
 
 
 def assert_same_as_fresh_build(
-    tmp_path: Path, embedder: Embedder, updated: Path, record: dict[str, Any]
+    tmp_path: Path, embedder: Embedder, updated: Path, record: dict[str, Any], **settings: Any
 ) -> None:
     fresh_dir = tmp_path / "fresh"
-    Indexer(make_settings(fresh_dir), embedder).build([write_jsonl(tmp_path / "f.jsonl", [record])])
+    fresh = make_settings(fresh_dir, **settings)
+    Indexer(fresh, embedder).build([write_jsonl(tmp_path / "f.jsonl", [record])])
     got_chunks, got_sentences = stored(updated, record["id"])
     want_chunks, want_sentences = stored(fresh_dir, record["id"])
     assert got_chunks.shape == want_chunks.shape
@@ -60,10 +62,14 @@ def assert_same_as_fresh_build(
 
 
 def update_with(
-    tmp_path: Path, embedder: Embedder, original: dict[str, Any], edited: dict[str, Any]
+    tmp_path: Path,
+    embedder: Embedder,
+    original: dict[str, Any],
+    edited: dict[str, Any],
+    **overrides: Any,
 ) -> tuple[Path, Any]:
     index_dir = tmp_path / "ix"
-    settings = make_settings(index_dir)
+    settings = make_settings(index_dir, **overrides)
     Indexer(settings, embedder).build([write_jsonl(tmp_path / "a.jsonl", [original])])
     report = Indexer(settings, embedder).update([write_jsonl(tmp_path / "b.jsonl", [edited])])
     assert report.changed == 1
@@ -95,14 +101,37 @@ def test_an_edit_in_the_middle_keeps_the_chunks_before_it(
     assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
 
 
-def test_a_new_title_copies_nothing(
+def test_a_new_title_copies_everything_when_titles_are_not_embedded(
     tmp_path: Path, embedder: Embedder, article: dict[str, Any]
 ) -> None:
+    """The default: the title is not in the chunks' model input, so a retitle keeps them."""
     edited = dict(article, title=article["title"] + " (corrected)")
     index_dir, report = update_with(tmp_path, embedder, article, edited)
+    assert report.chunks_embedded == 0
+    assert report.chunks_copied == report.manifest.articles[article["id"]].chunks
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
+
+
+def test_a_new_title_copies_nothing_when_titles_are_embedded(
+    tmp_path: Path, embedder: Embedder, article: dict[str, Any]
+) -> None:
+    titled = {"chunking": ChunkingSettings(title_tokens=32)}
+    edited = dict(article, title=article["title"] + " (corrected)")
+    index_dir, report = update_with(tmp_path, embedder, article, edited, **titled)
     assert report.chunks_copied == 0
     assert report.chunks_embedded == report.manifest.articles[article["id"]].chunks
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **titled)
+
+
+def test_a_title_change_past_the_embedded_word_pieces_copies_everything(
+    tmp_path: Path, embedder: Embedder, article: dict[str, Any]
+) -> None:
+    """Only the title's first `title_tokens` word-pieces are embedded."""
+    titled = {"chunking": ChunkingSettings(title_tokens=2)}
+    edited = dict(article, title=article["title"] + " (corrected)")
+    index_dir, report = update_with(tmp_path, embedder, article, edited, **titled)
+    assert report.chunks_embedded == 0
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **titled)
 
 
 # --- the plan alone -------------------------------------------------------------------------
