@@ -67,9 +67,7 @@ def quantized(model: SentenceTransformer) -> SentenceTransformer:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result: SentenceTransformer = quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {torch.nn.Linear}, torch.qint8
-        )
+        result: SentenceTransformer = quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)
     return result
 
 
@@ -105,7 +103,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # noise on every command
+        hf_logging.disable_progress_bar()  # noise on every command
 
         try:
             model = SentenceTransformer(location, device=placement.device, local_files_only=True)

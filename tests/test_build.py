@@ -236,7 +236,7 @@ def test_an_update_keeps_the_chunking_the_index_was_built_with(
     report = Indexer(make_settings(tmp_path / "ix"), counting).update(
         [write_jsonl(tmp_path / "edit.jsonl", edited)]
     )
-    assert report.changed == 1
+    assert report.changed == 1 and report.manifest is not None
     assert report.manifest.title_tokens == 32
     assert report.manifest.chunk_tokens == counting.max_tokens - 32
     monkeypatch.setenv("NEWSDESK_CHUNKING__TITLE_TOKENS", "0")

@@ -86,7 +86,7 @@ def nli_model(directory: Path, verdict: str, labels: tuple[str, ...]) -> Path:
 
     from index.embed import model_location
 
-    config = BertConfig(  # type: ignore[call-arg]  # num_labels etc. go through **kwargs
+    config = BertConfig(
         vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=64, num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
