@@ -16,11 +16,14 @@ CHROMIUM := /usr/bin/chromium
 # 2026-12-07, the same versions of every package. torch==2.13.0 rides along so that uv can
 # only keep the CPU build pip installed, never swap in a multi-GB CUDA one. Files are
 # copied, not hard-linked from uv's cache: NLTK refuses to open a data file with a second
-# link (its stopwords, which llama-index's splitter reads). Bytecode is compiled at install,
-# as pip does: under PYTHONDONTWRITEBYTECODE=1 nothing else writes it, and every process
-# would compile its imports again (gradio, chromadb, llama-index, sentence-transformers:
-# 22 s instead of a few).
-INSTALL := $(BIN)/uv pip install --quiet --link-mode=copy --compile-bytecode --python $(BIN)/python
+# link (its stopwords, which llama-index's splitter reads).
+INSTALL := $(BIN)/uv pip install --quiet --link-mode=copy --python $(BIN)/python
+# Bytecode is written when a module is first imported, whatever the environment says:
+# under PYTHONDONTWRITEBYTECODE=1 (set on some machines) every process compiled its
+# imports again (gradio, chromadb, llama-index, sentence-transformers: 22 s instead of a
+# few), and compiling all 22,000 installed files up front instead (uv --compile-bytecode)
+# spent about a minute on modules no test imports. Empty means unset to Python.
+export PYTHONDONTWRITEBYTECODE :=
 # apt needs root; use sudo only when we are not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
