@@ -15,7 +15,7 @@ Backends (`--backends`): newsdesk again with `embedding.dtype` set to each (fp32
 newsdesk variant's run); `backends` in the JSON gives each one's speedup over plain and
 its retrieval quality beside fp32's, `*_delta` = backend - fp32 of the same run.
 Chunkings (`--chunkings TITLE/OVERLAP ...`): newsdesk fp32 again with chunking.title_tokens
-and chunking.overlap_tokens set so (the defaults are 0/32), to see what a title in front
+and chunking.overlap_tokens set so (the defaults are 32/32), to see what the title in front
 of every chunk and the overlap between chunks cost in speed and buy in ranking; `chunkings`
 in the JSON holds each one's speed and quality with its change from the default run.
 

@@ -54,7 +54,7 @@ def test_build_status_and_search(
     assert manifest.article_count == 3
     assert manifest.chunk_count == counting.embedded >= 3
     assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
-    assert manifest.chunk_tokens == 254  # the model's whole window: no title embedded
+    assert manifest.chunk_tokens == 254 - 32
 
     query = "How will people cross while the bridge is shut?"
     assert top_articles(settings, counting, query) == ["harbour"]
@@ -228,18 +228,19 @@ def test_an_update_keeps_the_chunking_the_index_was_built_with(
     counting: CountingEmbedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A changed default never stops an old index from taking updates; a setting given
-    explicitly (here in the environment) and different still refuses."""
-    titled = make_settings(tmp_path / "ix", chunking=ChunkingSettings(title_tokens=32))
-    Indexer(titled, counting).build([news_file])
+    """Settings left at their defaults never stop an index built otherwise from taking
+    updates; a setting given explicitly (here in the environment) and different still
+    refuses."""
+    untitled = make_settings(tmp_path / "ix", chunking=ChunkingSettings(title_tokens=0))
+    Indexer(untitled, counting).build([news_file])
     edited = [dict(r, text=r["text"] + " More.") for r in NEWS[:1]]
     report = Indexer(make_settings(tmp_path / "ix"), counting).update(
         [write_jsonl(tmp_path / "edit.jsonl", edited)]
     )
     assert report.changed == 1 and report.manifest is not None
-    assert report.manifest.title_tokens == 32
-    assert report.manifest.chunk_tokens == counting.max_tokens - 32
-    monkeypatch.setenv("NEWSDESK_CHUNKING__TITLE_TOKENS", "0")
+    assert report.manifest.title_tokens == 0
+    assert report.manifest.chunk_tokens == counting.max_tokens
+    monkeypatch.setenv("NEWSDESK_CHUNKING__TITLE_TOKENS", "32")
     with pytest.raises(UnusableIndex, match="chunking settings differ"):
         Indexer(make_settings(tmp_path / "ix"), counting).update([news_file])
 

@@ -104,23 +104,23 @@ def test_an_edit_in_the_middle_keeps_the_chunks_before_it(
 def test_a_new_title_copies_everything_when_titles_are_not_embedded(
     tmp_path: Path, embedder: Embedder, article: dict[str, Any]
 ) -> None:
-    """The default: the title is not in the chunks' model input, so a retitle keeps them."""
+    untitled = {"chunking": ChunkingSettings(title_tokens=0)}
     edited = dict(article, title=article["title"] + " (corrected)")
-    index_dir, report = update_with(tmp_path, embedder, article, edited)
+    index_dir, report = update_with(tmp_path, embedder, article, edited, **untitled)
     assert report.chunks_embedded == 0
     assert report.chunks_copied == report.manifest.articles[article["id"]].chunks
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **untitled)
 
 
 def test_a_new_title_copies_nothing_when_titles_are_embedded(
     tmp_path: Path, embedder: Embedder, article: dict[str, Any]
 ) -> None:
-    titled = {"chunking": ChunkingSettings(title_tokens=32)}
+    """The default: the title is in every chunk's model input, so a retitle keeps none."""
     edited = dict(article, title=article["title"] + " (corrected)")
-    index_dir, report = update_with(tmp_path, embedder, article, edited, **titled)
+    index_dir, report = update_with(tmp_path, embedder, article, edited)
     assert report.chunks_copied == 0
     assert report.chunks_embedded == report.manifest.articles[article["id"]].chunks
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **titled)
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
 
 
 def test_a_title_change_past_the_embedded_word_pieces_copies_everything(
