@@ -95,3 +95,24 @@ def test_ingest_benchmark_compares_pipelines_backends_and_chunkings(tmp_path: Pa
     assert (bare["title_tokens"], bare["overlap_tokens"]) == (0, 0)
     assert 0 < bare["chunks"] <= results["newsdesk"]["chunks"] and bare["speedup"] > 0
     assert bare["quality"]["news"]["hybrid"]["questions"] == 1
+
+
+def test_scale_benchmark_runs_small(tmp_path: Path) -> None:
+    report = run(
+        "scale.py", "--articles", "300", "--planted", "5", "--questions", "8",
+        "--sources", "paragraph", "--pool", "300", "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    assert {"build", "serve", "update", "check", "targets"} <= report.keys()
+    build, serve = report["build"], report["serve"]
+    assert isinstance(build, dict) and isinstance(serve, dict)
+    assert build["scale"]["articles"] == 305 and build["scale"]["chunks"] > 300
+    assert build["scale"]["grouped_planted"] == 5 and build["scale"]["duplicate_groups"] == 5
+    assert serve["questions"] == 8 and serve["answer_ms"]["p50"] > 0
+    for index in ("scale", "alone"):
+        assert serve[index]["questions"] == 8
+        for measure in ("hit@10", "mrr@10", "answer_quotes_gold"):
+            assert 0 <= serve[index][measure] <= 1
+    update, check, targets = report["update"], report["check"], report["targets"]
+    assert isinstance(update, dict) and update["seconds"] > 0
+    assert isinstance(check, dict) and check["ok"]
+    assert isinstance(targets, dict) and all(isinstance(v, bool) for v in targets.values())
