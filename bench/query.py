@@ -21,8 +21,6 @@ import argparse
 import json
 import math
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -142,6 +140,7 @@ class ReusingEmbedder(Embedder):
 
 
 def serve(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.measure import peak_rss_mb, percentiles, rss_mb
     from index.load import load_sources
     from index.reader import IndexReader
     from rag.answer import ExtractiveAnswerer
@@ -180,7 +179,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         "rss_serving_mb": rss_served,
         "rss_after_warmup_mb": rss_open,
         "rss_per_10k_chunks_mb": round((rss_served - rss_model) / chunks * 10_000, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -244,22 +243,6 @@ def question_texts(n: int, articles: Any) -> list[str]:
     texts = [q.question for q in loaded]
     reworded = [f"According to the articles, {t[0].lower()}{t[1:]}" for t in texts]
     return (texts + reworded)[:n]
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
-
-    return {"p50": round(statistics.median(ordered), 1), "p95": at(0.95), "p99": at(0.99)}
-
-
-def rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 if __name__ == "__main__":

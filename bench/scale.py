@@ -62,9 +62,7 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -437,6 +435,7 @@ def write_corpus(path: Path, docs: Sequence[Doc]) -> None:
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
     """The sentence vectors (unless cached), then the "alone" and the scale index."""
+    from bench.measure import peak_rss_mb
     from index.build import Indexer
 
     began = time.perf_counter()
@@ -469,7 +468,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": round(seconds, 1),
             "ms_per_chunk": round(seconds / manifest.chunk_count * 1000, 2),
             "duplicate_groups": manifest.duplicate_groups,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": peak_rss_mb(),
             **footprint(index_dir),
         }
     result["scale"]["planted_pairs"] = min(args.planted, args.articles)
@@ -504,6 +503,7 @@ def planted_grouped(index_dir: Path) -> int:
 
 
 def serve(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.measure import peak_rss_mb, percentiles, rss_mb
     from index.reader import IndexReader
     from rag.answer import ExtractiveAnswerer
 
@@ -544,7 +544,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         "rss_model_only_mb": rss_model,
         "rss_serving_mb": rss_served,
         "rss_per_10k_chunks_mb": round((rss_served - rss_model) / chunks * 10_000, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
         "scale": scale_quality,
         "alone": alone_quality,
         "hit@10_delta_points": round((scale_quality["hit@10"] - alone_quality["hit@10"]) * 100, 1),
@@ -621,6 +621,7 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.measure import peak_rss_mb
     from index.check import check_index
 
     settings = settings_for(args.out_dir / "index", args.chroma_url)
@@ -630,24 +631,8 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - began, 1),
         "ok": report.ok,
         "damage": report.damage[:3],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
     }
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
-
-    return {"p50": round(statistics.median(ordered), 1), "p95": at(0.95), "p99": at(0.99)}
-
-
-def rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 STEPS = {"build": build, "serve": serve, "update": update, "check": check}
