@@ -101,37 +101,24 @@ def test_an_edit_in_the_middle_keeps_the_chunks_before_it(
     assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
 
 
-def test_a_new_title_copies_everything_when_titles_are_not_embedded(
-    tmp_path: Path, embedder: Embedder, article: dict[str, Any]
+@pytest.mark.parametrize(
+    ("title_tokens", "copies_all"),
+    [
+        (0, True),  # the title is not in the chunks' model input
+        (32, False),  # the default: it is in every chunk's, so a retitle keeps none
+        (2, True),  # only its first two word-pieces are, and the change comes later
+    ],
+)
+def test_a_new_title_copies_what_its_embedded_part_leaves_alone(
+    tmp_path: Path, embedder: Embedder, article: dict[str, Any], title_tokens: int, copies_all: bool
 ) -> None:
-    untitled = {"chunking": ChunkingSettings(title_tokens=0)}
+    chunking = {"chunking": ChunkingSettings(title_tokens=title_tokens)}
     edited = dict(article, title=article["title"] + " (corrected)")
-    index_dir, report = update_with(tmp_path, embedder, article, edited, **untitled)
-    assert report.chunks_embedded == 0
-    assert report.chunks_copied == report.manifest.articles[article["id"]].chunks
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **untitled)
-
-
-def test_a_new_title_copies_nothing_when_titles_are_embedded(
-    tmp_path: Path, embedder: Embedder, article: dict[str, Any]
-) -> None:
-    """The default: the title is in every chunk's model input, so a retitle keeps none."""
-    edited = dict(article, title=article["title"] + " (corrected)")
-    index_dir, report = update_with(tmp_path, embedder, article, edited)
-    assert report.chunks_copied == 0
-    assert report.chunks_embedded == report.manifest.articles[article["id"]].chunks
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited)
-
-
-def test_a_title_change_past_the_embedded_word_pieces_copies_everything(
-    tmp_path: Path, embedder: Embedder, article: dict[str, Any]
-) -> None:
-    """Only the title's first `title_tokens` word-pieces are embedded."""
-    titled = {"chunking": ChunkingSettings(title_tokens=2)}
-    edited = dict(article, title=article["title"] + " (corrected)")
-    index_dir, report = update_with(tmp_path, embedder, article, edited, **titled)
-    assert report.chunks_embedded == 0
-    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **titled)
+    index_dir, report = update_with(tmp_path, embedder, article, edited, **chunking)
+    chunks = report.manifest.articles[article["id"]].chunks
+    kept, embedded = (chunks, 0) if copies_all else (0, chunks)
+    assert (report.chunks_copied, report.chunks_embedded) == (kept, embedded)
+    assert_same_as_fresh_build(tmp_path, embedder, index_dir, edited, **chunking)
 
 
 # --- the plan alone -------------------------------------------------------------------------
