@@ -33,7 +33,7 @@ from index.check import (
     stray_collections,
     stray_paths,
 )
-from index.chunk import chunk_text, embedding_input, hf_token_spans
+from index.chunk import chunk_text, embedding_input
 from index.dedupe import find_duplicates, update_duplicates
 from index.demo import is_demo_source
 from index.embed import Embedder, Vectors
@@ -530,7 +530,7 @@ class Indexer:
         """Chunk all articles, then embed and write them a slab at a time; chunks kept
         unchanged from a `previous` version (by article id) have their vectors copied.
         Returns the articles' entries and how many chunk vectors were copied."""
-        spans = hf_token_spans(self.embedder.tokenizer)
+        spans = self.embedder.token_spans
         rows: list[tuple[Article, Chunk]] = []
         entries: dict[str, ArticleEntry] = {}
         for article in articles:
@@ -660,7 +660,7 @@ class Indexer:
         """The title cut to `max_tokens` word-pieces, so it never crowds out the chunk."""
         if max_tokens == 0 or not title:
             return ""
-        spans = hf_token_spans(self.embedder.tokenizer)(title)
+        spans = self.embedder.token_spans(title)
         if len(spans) <= max_tokens:
             return title
         return title[: spans[max_tokens - 1][1]]

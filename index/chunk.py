@@ -13,7 +13,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from index.sentences import sentence_spans
 from index.types import Chunk
@@ -238,28 +237,6 @@ def _overlap_start(
 def _fits(units: list[_Unit], counter: _TokenCounter, first: int, last: int, limit: int) -> bool:
     """Whether units `first`..`last` together, with the gaps between them, fit `limit`."""
     return counter.count(units[first].start, units[last].end) <= limit
-
-
-def hf_token_spans(tokenizer: Any) -> TokenSpans:
-    """Adapt a Hugging Face *fast* tokenizer, the only kind that reports offsets.
-
-    Truncation is off so the whole article is tokenized at once; the length warning
-    that would otherwise fire for every long article is silenced.
-    """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("hf_token_spans needs a fast tokenizer (one with offset mappings)")
-
-    def token_spans(text: str) -> list[tuple[int, int]]:
-        encoding = tokenizer(
-            text,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            truncation=False,
-            verbose=False,
-        )
-        return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
-
-    return token_spans
 
 
 def embedding_input(title: str, text: str) -> str:

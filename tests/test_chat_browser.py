@@ -141,7 +141,7 @@ def test_seed_question_cites_and_highlights_its_source(
     first = expected.citations[0]
     page = browser.page
     page.goto(demo_chat.url)
-    page.wait_for_selector("#nd-question textarea")
+    page.locator("#nd-question textarea").wait_for()
     page.locator("#nd-attribution .nd-attribution").wait_for()
     assert "CC BY 2.5" in page.inner_text("#nd-attribution")
 
@@ -277,7 +277,7 @@ def test_a_generated_answer_is_checked_before_it_is_shown(
         try:
             page = browser.page
             page.goto(server.url)
-            page.wait_for_selector("#nd-question textarea")
+            page.locator("#nd-question textarea").wait_for()
             ask(page, DEMO_QUESTION)
             answer = page.locator("#nd-chat .nd-answer").first
             assert "Mark Rutte" in answer.inner_text()
@@ -338,7 +338,7 @@ def test_a_developing_story_shows_bylines_copies_disagreement_and_timeline(
     try:
         page = browser.page
         page.goto(server.url)
-        page.wait_for_selector("#nd-question textarea")
+        page.locator("#nd-question textarea").wait_for()
         ask(page, "How many passengers died when the ferry capsized?")
         answer = page.locator("#nd-chat .nd-answer").last.inner_text()
         assert "Sources disagree on the number of passengers: 12 (Coast Times, 2024-03-02" in answer
@@ -470,7 +470,10 @@ def test_a_feed_added_in_the_chat_is_asked_saved_reopened_and_exported(
         saved.wait_for()
 
         page.reload()
-        page.wait_for_selector("#nd-question textarea")
+        # A locator's wait, not page.wait_for_selector: that one also hands back an
+        # element handle, and under load it once found the visible textarea, then hung
+        # 60 s adopting the handle into the reloaded page's main world (Playwright #20772).
+        page.locator("#nd-question textarea").wait_for()
         saved.click()
         page.locator("#nd-chat .nd-answer").wait_for()
         assert page.locator("#nd-chat .nd-answer").inner_text() == said

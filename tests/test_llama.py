@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.chunk import chunk_text, hf_token_spans
+from index.chunk import chunk_text
 from index.embed import Embedder
 from index.llama import NewsdeskEmbedding, to_document, to_node
 from index.types import Article
@@ -18,7 +18,7 @@ def test_nodes_carry_exact_offsets_and_embed_like_ours(embedder: Embedder) -> No
         date="2024-01-08",
         source="Gazette",
     )
-    chunks = chunk_text(article.id, article.text, hf_token_spans(embedder.tokenizer), 12, 0)
+    chunks = chunk_text(article.id, article.text, embedder.token_spans, 12, 0)
     assert len(chunks) > 1
     doc = to_document(article)
     for chunk in chunks:
