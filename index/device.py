@@ -21,7 +21,9 @@ fake any machine; `Capabilities.detect` is the one place that asks the real one.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -67,7 +69,13 @@ class Capabilities:
     @staticmethod
     @cache
     def detect() -> Capabilities:
-        """Ask torch for GPUs and the OS for CPU flags (once per process: hardware stays)."""
+        """Ask torch for GPUs and the OS for CPU flags (once per process: hardware stays).
+
+        A CPU-only torch build off macOS can see no GPU, and says so in its version
+        ("2.13.0+cpu"): then torch is not imported, which takes 2-5 s on two cores and is
+        all `index status` would otherwise spend."""
+        if not gpu_possible():
+            return Capabilities(cpu_flags=cpu_flags())
         import torch
 
         cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -84,6 +92,15 @@ class Placement:
     device: str
     dtype: Dtype
     reason: str
+
+
+def gpu_possible() -> bool:
+    """False when the installed torch cannot reach a GPU: a "+cpu" build, not on macOS."""
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return True  # let torch's own import say what is wrong
+    return sys.platform == "darwin" or not version.endswith("+cpu")
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

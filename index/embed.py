@@ -24,6 +24,7 @@ from newsdesk.settings import BUNDLED_MODEL, EmbeddingSettings
 
 if TYPE_CHECKING:
     from index.encoder import Encoder
+    from index.modeldir import BertShape, WordPieces
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,30 @@ class Embedder:
         return choose(self.settings.device, self.settings.dtype, Capabilities.detect())
 
     @cached_property
+    def location(self) -> Path:
+        return Path(model_location(self.settings.model))
+
+    @cached_property
+    def shape(self) -> BertShape:
+        from index.modeldir import BertShape
+
+        return BertShape.read(self.location)
+
+    @cached_property
+    def pieces(self) -> WordPieces:
+        """The tokenizer alone: chunking and counting never wait for torch or the weights."""
+        from index.modeldir import WordPieces
+
+        return WordPieces(self.location, self.shape)
+
+    @cached_property
     def model(self) -> Encoder:
-        location = Path(model_location(self.settings.model))
         placement = self.placement
         import torch
 
         from index.encoder import Encoder
 
-        model = Encoder.load(location).to(placement.device)
+        model = Encoder.load(self.location, self.shape).to(placement.device)
         log.info("embedding on %s in %s (%s)", placement.device, placement.dtype, placement.reason)
         if placement.dtype == "int8":
             return quantized(model)
@@ -117,19 +134,19 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return self.model.dimension
+        return self.shape.hidden
 
     @property
     def max_tokens(self) -> int:
         """Word-pieces the model reads, less its [CLS]/[SEP] markers; the rest is dropped."""
-        return self.model.shape.max_length - 2
+        return self.shape.max_length - 2
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of `text`'s word-pieces, the unit chunks are measured in."""
-        return self.model.token_spans(text)
+        return self.pieces.spans(text)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.model.count_tokens(list(texts))
+        return self.pieces.count(list(texts))
 
     def embed(self, texts: Sequence[str], *, truncation_ok: bool = False) -> Vectors:
         """Unit-length float32 vectors, one row per text, in input order.
@@ -194,14 +211,14 @@ class Embedder:
         [CLS], [SEP] or padding) and the pieces' vectors."""
         import torch
 
-        from index.encoder import as_arrays
+        from index.modeldir import as_arrays
 
         model = self.model
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         size = self.settings.batch_size
         for lo in range(0, len(order), size):
             rows = order[lo : lo + size]
-            encodings = model.tokenize([texts[i] for i in rows])
+            encodings = self.pieces.batch([texts[i] for i in rows])
             ids, mask = as_arrays(encodings)
             with torch.inference_mode():
                 hidden, pooled = model(

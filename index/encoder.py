@@ -1,4 +1,4 @@
-"""The embedding model's forward pass in plain torch, and its tokenizer through `tokenizers`.
+"""The embedding model's forward pass in plain torch (its files are read by index.modeldir).
 
 Why not sentence-transformers: importing it costs about 6 s of CPU in every process on
 two cores (transformers' model registry, its loss and generation modules, scikit-learn,
@@ -8,102 +8,20 @@ BERT, so its forward pass is a page of torch: this module is that page. Its vect
 sentence-transformers' to cosine > 0.99999 (tests/test_encoder.py, which keeps
 sentence-transformers as the reference).
 
-It reads a sentence-transformers model directory whose transformer is a BERT
-(config.json `model_type` "bert": the MiniLM, BGE and E5 families) pooled by mean or by
-[CLS]; any other is refused by name rather than embedded wrongly.
+It runs a sentence-transformers model whose transformer is a BERT (config.json
+`model_type` "bert": the MiniLM, BGE and E5 families) pooled by mean or by [CLS]; any
+other is refused by name (index.modeldir) rather than embedded wrongly.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from tokenizers import Encoding, Tokenizer
 from torch import nn
 
-from newsdesk.errors import NewsdeskError
-
-Pooling = Literal["mean", "cls"]
-
-
-class UnsupportedModel(NewsdeskError, ValueError):
-    """The model directory holds something this encoder cannot run."""
-
-
-@dataclass(frozen=True)
-class BertShape:
-    """What config.json and the sentence-transformers files say about the model."""
-
-    vocab: int
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-    positions: int
-    token_types: int
-    eps: float
-    pooling: Pooling
-    max_length: int  # word-pieces per text, [CLS] and [SEP] included
-
-    @staticmethod
-    def read(directory: Path) -> BertShape:
-        config = _json(directory / "config.json")
-        kind = config.get("model_type")
-        if kind != "bert" or config.get("hidden_act", "gelu") != "gelu":
-            raise UnsupportedModel(
-                f"{directory / 'config.json'}: model_type {kind!r} with hidden_act "
-                f"{config.get('hidden_act')!r}; newsdesk embeds with BERT models (gelu), "
-                "such as all-MiniLM-L6-v2, bge-small-en or e5-small"
-            )
-        pooling = _pooling(directory)
-        window = int(config["max_position_embeddings"])
-        st_config = directory / "sentence_bert_config.json"
-        if st_config.exists():
-            window = min(window, int(_json(st_config).get("max_seq_length") or window))
-        return BertShape(
-            vocab=int(config["vocab_size"]),
-            hidden=int(config["hidden_size"]),
-            layers=int(config["num_hidden_layers"]),
-            heads=int(config["num_attention_heads"]),
-            intermediate=int(config["intermediate_size"]),
-            positions=int(config["max_position_embeddings"]),
-            token_types=int(config.get("type_vocab_size", 2)),
-            eps=float(config.get("layer_norm_eps", 1e-12)),
-            pooling=pooling,
-            max_length=min(window, 512),
-        )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UnsupportedModel(f"{path}: missing; is this a sentence-transformers model?") from exc
-    except (OSError, ValueError) as exc:
-        raise UnsupportedModel(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(value, dict):
-        raise UnsupportedModel(f"{path}: not a JSON object")
-    return value
-
-
-def _pooling(directory: Path) -> Pooling:
-    """Mean pooling unless the model's Pooling module says [CLS]; max or others refused."""
-    path = directory / "1_Pooling" / "config.json"
-    if not path.exists():
-        return "mean"  # sentence-transformers' default for a bare transformer
-    config = _json(path)
-    modes = sorted(key for key, on in config.items() if key.startswith("pooling_mode_") and on)
-    if modes == ["pooling_mode_mean_tokens"]:
-        return "mean"
-    if modes == ["pooling_mode_cls_token"]:
-        return "cls"
-    raise UnsupportedModel(f"{path}: pooling {modes}; newsdesk pools by mean or by [CLS] only")
+from index.modeldir import BertShape, UnsupportedModel
 
 
 class Layer(nn.Module):
@@ -170,7 +88,7 @@ class Encoder(nn.Module):
     """A sentence-transformers BERT model: word-pieces in, token vectors and the pooled
     sentence vector out (not normalised: the caller normalises in float32)."""
 
-    def __init__(self, shape: BertShape, tokenizer: Tokenizer) -> None:
+    def __init__(self, shape: BertShape) -> None:
         super().__init__()
         self.shape = shape
         self.words = nn.Embedding(shape.vocab, shape.hidden)
@@ -178,22 +96,10 @@ class Encoder(nn.Module):
         self.token_types = nn.Embedding(shape.token_types, shape.hidden)
         self.embedding_norm = nn.LayerNorm(shape.hidden, eps=shape.eps)
         self.layers = nn.ModuleList(Layer(shape) for _ in range(shape.layers))
-        # Two copies, each configured once and never changed, so threads share them
-        # without a lock: whole texts for chunking, and model-sized padded batches.
-        self.pieces = tokenizer
-        self.pieces.no_truncation()
-        self.pieces.no_padding()
-        self.batches = Tokenizer.from_str(tokenizer.to_str())
-        self.batches.enable_truncation(shape.max_length)
-        self.batches.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
 
     @staticmethod
-    def load(directory: Path) -> Encoder:
-        shape = BertShape.read(directory)
-        tokenizer_file = directory / "tokenizer.json"
-        if not tokenizer_file.exists():
-            raise UnsupportedModel(f"{tokenizer_file}: missing; newsdesk needs a fast tokenizer")
-        encoder = Encoder(shape, Tokenizer.from_file(str(tokenizer_file)))
+    def load(directory: Path, shape: BertShape) -> Encoder:
+        encoder = Encoder(shape)
         stored = {
             name: tensor
             for key, tensor in _weights(directory).items()
@@ -219,17 +125,6 @@ class Encoder(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.words.weight.dtype
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of `text`'s word-pieces, no [CLS]/[SEP], never truncated."""
-        return [(a, b) for a, b in self.pieces.encode(text, add_special_tokens=False).offsets]
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self.pieces.encode_batch(texts, add_special_tokens=False)]
-
-    def tokenize(self, texts: list[str]) -> list[Encoding]:
-        """Padded to the longest of `texts`, each cut at the model's window."""
-        return self.batches.encode_batch(texts)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(token vectors, pooled vector) for a batch of word-piece ids and their mask."""
@@ -257,10 +152,3 @@ def _weights(directory: Path) -> dict[str, torch.Tensor]:
         loaded: dict[str, torch.Tensor] = torch.load(legacy, map_location="cpu", weights_only=True)
         return loaded
     raise UnsupportedModel(f"{directory}: no model.safetensors or pytorch_model.bin")
-
-
-def as_arrays(encodings: list[Encoding]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Word-piece ids and attention mask of a padded batch, as (texts, length) arrays."""
-    ids = np.array([e.ids for e in encodings], dtype=np.int64)
-    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-    return ids, mask

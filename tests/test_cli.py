@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEWS, shared_data, write_jsonl
+from index.build import Indexer
+from index.device import gpu_possible
+from index.embed import Embedder
+from tests.conftest import NEWS, make_settings, shared_data, write_jsonl
 
 # Every test runs `python -m newsdesk` in a subprocess.
 pytestmark = [pytest.mark.process]
@@ -151,3 +154,42 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
         "ask", "ferries while the bridge is shut", "-k", "1", "--index-dir", "ix", cwd=tmp_path
     )
     assert found.returncode == 0 and "ferries" in found.stdout
+
+
+# Runs the commands (a JSON list of argument lists) in one process, then says whether
+# they imported torch.
+IMPORTED_TORCH = """
+import json, sys
+from newsdesk.cli import cli
+for args in json.loads(sys.argv[1]):
+    try:
+        cli.main(args, prog_name="newsdesk")
+    except SystemExit as exit:
+        assert not exit.code, exit.code
+print("torch" in sys.modules)
+"""
+
+
+def test_an_unchanged_update_and_status_never_load_torch(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    """Only embedding needs torch and the model; an update that finds nothing changed
+    and `index status` answer in about a second instead of waiting for them."""
+    if gpu_possible():
+        pytest.skip("this torch build may see a GPU, so status asks torch")
+    index = str(tmp_path / "ix")
+    Indexer(make_settings(tmp_path / "ix"), embedder).build([news_file])
+    commands = [
+        ["index", "update", str(news_file), "--index-dir", index],
+        ["index", "status", "--index-dir", index],
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_TORCH, json.dumps(commands)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 unchanged" in result.stdout and "device:" in result.stdout
+    assert result.stdout.rstrip().endswith("False")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import torch
 from click.testing import CliRunner
 
 from index.cli import index_group
-from index.device import Capabilities, DeviceUnavailable, Placement, choose, cpu_flags
+from index.device import (
+    Capabilities,
+    DeviceUnavailable,
+    Placement,
+    choose,
+    cpu_flags,
+    gpu_possible,
+)
 from index.embed import Embedder
 from index.manifest import Manifest, now_iso, write_manifest
 from newsdesk.settings import EmbeddingSettings, load_settings
@@ -215,3 +223,8 @@ def test_int8_vectors_are_unit_float32_and_rank_like_float32(embedder: Embedder)
     assert (vectors * embedder.embed(texts)).sum(axis=1).min() > 0.8
     question = int8.embed_query("When will the bridge be shut?")
     assert int(np.argmax(vectors @ question)) == 0
+
+
+def test_torch_is_asked_about_gpus_only_when_its_build_can_have_them() -> None:
+    built_for_gpu = torch.version.cuda is not None or getattr(torch.version, "hip", None)
+    assert gpu_possible() == bool(built_for_gpu or sys.platform == "darwin")

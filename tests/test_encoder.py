@@ -12,7 +12,7 @@ import pytest
 
 from index.demo import DEMO_DIR
 from index.embed import Embedder, ModelNotAvailable, model_location
-from index.encoder import UnsupportedModel
+from index.modeldir import UnsupportedModel
 from newsdesk.settings import EmbeddingSettings
 
 BUNDLED = Path(model_location("all-MiniLM-L6-v2"))
@@ -89,7 +89,7 @@ def test_a_model_it_cannot_run_is_refused_by_name(tmp_path: Path) -> None:
     edit_json(model / "1_Pooling" / "config.json", pooling_mode_max_tokens=False)
     (model / "tokenizer.json").unlink()
     with pytest.raises(UnsupportedModel, match=r"tokenizer\.json: missing"):
-        _ = Embedder(EmbeddingSettings(model=str(model))).model
+        Embedder(EmbeddingSettings(model=str(model))).count_tokens(["a"])
 
 
 def test_a_copied_model_embeds_like_the_bundled_one(tmp_path: Path, embedder: Embedder) -> None:
