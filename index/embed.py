@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,21 @@ def model_location(name: str) -> str:
             "models: give a directory that holds a sentence-transformers model "
             "(embedding.model / NEWSDESK_EMBEDDING__MODEL)"
         ) from exc
+
+
+@cache
+def cpu_passes() -> int:
+    """How many one-thread model passes run side by side on this CPU: torch's thread
+    count before newsdesk set it to one (the cores, or OMP_NUM_THREADS).
+
+    Every pass on a CPU runs on one thread. A question is a dozen word-pieces: a second
+    thread cannot speed its pass, and while other processes kept both cores busy it
+    slowed it 5-7x (41 ms against 208-305 ms a question, 2 AVX2 cores, 2026-12-07), the
+    two threads waiting for each other. A write runs this many passes at once instead
+    (index.embed_backend.InProcess); questions asked from several threads do too."""
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def quantized(model: Encoder) -> Encoder:
@@ -125,6 +140,9 @@ class Embedder:
 
         from index.encoder import Encoder
 
+        if placement.device == "cpu":
+            cpu_passes()  # torch's own count, read once before it becomes one
+            torch.set_num_threads(1)
         model = Encoder.load(self.location, self.shape).to(placement.device)
         log.info("embedding on %s in %s (%s)", placement.device, placement.dtype, placement.reason)
         if placement.dtype == "int8":

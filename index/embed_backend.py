@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from index.embed import Embedder, Vectors
+from index.embed import Embedder, Vectors, cpu_passes
 
 # The chunk texts of one batch (title + chunk, as the model reads them) and, for each,
 # the character spans of the sentences in it (index.sentvecs.Pooler.local_spans).
@@ -32,36 +32,30 @@ class EmbedBackend(Protocol):
 class InProcess:
     """The default: this process's embedder, one batch at a time, nothing read ahead.
 
-    On a CPU each batch is split into one part per torch thread, and the parts run side
-    by side as one-thread model passes: on 2 AVX2 cores two one-thread passes embed 1.29x
-    as fast as one two-thread pass (MiniLM, 2026-12-07, bench/README.md), since a
-    small model's pass cannot keep two threads busy. Torch's thread count is process
-    wide, so it is one for the length of the write and restored after it."""
+    On a CPU each batch is split into one part per core (index.embed.cpu_passes), and
+    the parts run side by side as one-thread model passes: on 2 AVX2 cores two
+    one-thread passes embed 1.29x as fast as one two-thread pass (MiniLM, 2026-12-07,
+    bench/README.md), since a small model's pass cannot keep two threads busy."""
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
     def embed_batches(self, batches: Iterable[Batch]) -> Iterator[Embedded]:
-        import torch
-
-        threads = torch.get_num_threads()
-        if self.embedder.placement.device != "cpu" or threads < 2:
+        _ = self.embedder.model  # on a CPU, loading it fixes the passes at one thread
+        passes = cpu_passes() if self.embedder.placement.device == "cpu" else 1
+        if passes < 2:
             for texts, spans in batches:
                 yield self.embedder.embed_with_spans(texts, spans)
             return
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(threads, thread_name_prefix="embed") as pool:
-                for texts, spans in batches:
-                    size = -(-len(texts) // threads)
-                    embed = self.embedder.embed_with_spans
-                    parts = [
-                        pool.submit(embed, texts[lo : lo + size], spans[lo : lo + size])
-                        for lo in range(0, len(texts), size)
-                    ]
-                    yield join([part.result() for part in parts])
-        finally:
-            torch.set_num_threads(threads)
+        with ThreadPoolExecutor(passes, thread_name_prefix="embed") as pool:
+            for texts, spans in batches:
+                size = -(-len(texts) // passes)
+                embed = self.embedder.embed_with_spans
+                parts = [
+                    pool.submit(embed, texts[lo : lo + size], spans[lo : lo + size])
+                    for lo in range(0, len(texts), size)
+                ]
+                yield join([part.result() for part in parts])
 
 
 def join(pieces: Sequence[Embedded]) -> Embedded:

@@ -171,7 +171,7 @@ def test_status_tells_when_articles_lack_vectors(
 
 def test_a_batch_split_over_threads_embeds_as_one_pass(embedder: Embedder) -> None:
     """The default backend runs one one-thread model pass per torch thread side by side:
-    the same chunk vectors and sentence sums as one pass, torch's thread count restored."""
+    the same chunk vectors and sentence sums as one pass, torch's thread count left alone."""
     import torch
 
     from index.embed_backend import InProcess
