@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import httpx
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import Include, QueryResult
 
 log = logging.getLogger(__name__)
 
@@ -328,18 +329,7 @@ class ChunkStore:
                 self.collection.delete(ids=list(ids[lo:hi]))
 
     def query(self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
-        from chromadb.errors import NotFoundError
-
-        try:
-            with _reaching(self.url):
-                result = self.collection.query(
-                    query_embeddings=[vector.tolist()],
-                    n_results=k,
-                    where=dict(where) if where else None,
-                    include=["documents", "metadatas", "distances"],
-                )
-        except NotFoundError as exc:  # a rebuild dropped it after this reader opened
-            raise StoreUnavailable(f"Chroma collection {self.collection.name!r} is gone") from exc
+        result = self._query(vector, k, where, ["documents", "metadatas", "distances"])
         ids = result["ids"][0]
         docs = (result["documents"] or [[]])[0]
         metas = (result["metadatas"] or [[]])[0]
@@ -348,6 +338,32 @@ class ChunkStore:
             Hit(id=i, text=str(d), metadata=dict(m or {}), distance=float(s))
             for i, d, m, s in zip(ids, docs, metas, dists, strict=True)
         ]
+
+    def nearest(
+        self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine distance) of the `k` nearest chunks, the same hits as `query`.
+        Without their texts and metadata: reading those from Chroma cost a question's
+        dense leg 12 of its 15 CPU-ms on the SQuAD subset's index (1,779 chunks)."""
+        result = self._query(vector, k, where, ["distances"])
+        dists = (result["distances"] or [[]])[0]
+        return [(i, float(s)) for i, s in zip(result["ids"][0], dists, strict=True)]
+
+    def _query(
+        self, vector: Vectors, k: int, where: Mapping[str, Any] | None, include: Include
+    ) -> QueryResult:
+        from chromadb.errors import NotFoundError
+
+        try:
+            with _reaching(self.url):
+                return self.collection.query(
+                    query_embeddings=[vector.tolist()],
+                    n_results=k,
+                    where=dict(where) if where else None,
+                    include=include,
+                )
+        except NotFoundError as exc:  # a rebuild dropped it after this reader opened
+            raise StoreUnavailable(f"Chroma collection {self.collection.name!r} is gone") from exc
 
 
 def drop_collection(client: ClientAPI, name: str) -> None:

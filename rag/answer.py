@@ -19,6 +19,7 @@ import numpy as np
 
 from index.dates import epoch_seconds
 from index.dedupe import Heard, Said, canonical_order, matching_span, members
+from index.embed import Vectors
 from index.reader import IndexReader
 from index.text import tokenize, words
 from index.types import Article
@@ -29,7 +30,7 @@ from rag.retrieve import Filters, Passage, Retriever
 from rag.types import CANNOT_ANSWER, AlsoReported, Answer, AnswerSentence, Citation, Retrieved
 from rag.when import Placed, place_in_time
 
-_CACHE_LIMIT = 20_000  # span vectors kept (1.5 kB each); most come from index.sentvecs
+_CACHE_LIMIT = 20_000  # spans' vectors (1.5 kB each; most from index.sentvecs) or terms kept
 
 Span = tuple[str, int, int]  # (article id, start, end)
 
@@ -67,6 +68,7 @@ class ExtractiveAnswerer:
         self.retriever = Retriever(reader, settings.retrieval)
         self._vectors: dict[Span, np.ndarray] = {}
         self._vectors_lock = threading.Lock()  # concurrent questions share the cache
+        self._terms: dict[Span, frozenset[str]] = {}  # index.text terms of spans scored
         self._copies = members(reader.manifest.duplicates)  # canonical id -> its group
         self.settings_hash = hashlib.sha256(
             settings.model_dump_json(exclude={"index_dir", "chat", "feeds"}).encode()
@@ -85,9 +87,10 @@ class ExtractiveAnswerer:
         began = time.perf_counter()
         query = standalone_question(question, history)
         placed = self.place(question, query, filters)
-        passages = self.retriever.retrieve(placed.query, placed.filters, k)
+        vector = self.reader.embedder.embed_query(placed.query)  # once, for both uses
+        passages = self.retriever.retrieve(placed.query, placed.filters, k, vector)
         retrieved_at = time.perf_counter()
-        candidates = self.distinct(self.score(placed.query, passages))
+        candidates = self.distinct(self.score(placed.query, passages, vector))
         chosen = self.choose(candidates, newest_first=placed.recency)
         conflict = self.disagreement(question, chosen, candidates)
         if conflict is not None:
@@ -135,8 +138,11 @@ class ExtractiveAnswerer:
             as_of=self.settings.answer.as_of,
         )
 
-    def score(self, query: str, passages: Sequence[Passage]) -> list[Candidate]:
-        """Every sentence of the passages, scored against the query, best first.
+    def score(
+        self, query: str, passages: Sequence[Passage], vector: Vectors | None = None
+    ) -> list[Candidate]:
+        """Every sentence of the passages, scored against the query (`vector`: its
+        embedding, if the caller has it), best first.
 
         A sentence is judged alone and together with the sentence before it, and
         keeps the better of the two: "He declared that …" answers a
@@ -161,16 +167,18 @@ class ExtractiveAnswerer:
         keys: list[Span] = [(c.article.id, c.start, c.end) for c in cands]
         if use_context:
             keys += [(c.article.id, c.context, c.end) for c in cands]
-        cosines = self.span_vectors(keys) @ self.reader.embedder.embed_query(query)
+        if vector is None:
+            vector = self.reader.embedder.embed_query(query)
+        cosines = self.span_vectors(keys) @ vector
         terms = set(tokenize(query))
         weights = self.settings.answer
         scored = []
         for i, cand in enumerate(cands):
             dense = float(cosines[i])
-            lexical = _coverage(terms, cand.text)
+            lexical = self._coverage(terms, cand.article, cand.start, cand.end)
             if use_context:
                 dense = max(dense, float(cosines[len(cands) + i]))
-                lexical = max(lexical, _coverage(terms, cand.article.text[cand.context : cand.end]))
+                lexical = max(lexical, self._coverage(terms, cand.article, cand.context, cand.end))
             score = (
                 weights.dense_weight * dense
                 + weights.lexical_weight * lexical
@@ -250,6 +258,20 @@ class ExtractiveAnswerer:
             for other, (s, e) in copies
         ]
 
+    def _coverage(self, terms: set[str], article: Article, start: int, end: int) -> float:
+        """Share of the question's terms that occur in article.text[start:end]. The span's
+        own terms are remembered: an evaluation scores the same sentences for question
+        after question (the report split tokenised 48,000 spans, most of them repeats)."""
+        if not terms:
+            return 0.0
+        key = (article.id, start, end)
+        found = self._terms.get(key)
+        if found is None:
+            if len(self._terms) >= _CACHE_LIMIT:
+                self._terms.clear()  # without the lock: a lost entry is only tokenised again
+            found = self._terms[key] = frozenset(tokenize(article.text[start:end]))
+        return len(terms & found) / len(terms)
+
     def span_vectors(self, keys: list[Span]) -> np.ndarray:
         """Vectors of runs of whole sentences: pooled at index time where stored,
         embedded now (and remembered) otherwise."""
@@ -328,11 +350,6 @@ class ExtractiveAnswerer:
 def _newest(cand: Candidate) -> tuple[bool, int]:
     date = cand.article.date
     return (date is None, -epoch_seconds(date) if date else 0)
-
-
-def _coverage(terms: set[str], text: str) -> float:
-    """Share of the question's terms that occur in the sentence."""
-    return len(terms & set(tokenize(text))) / len(terms) if terms else 0.0
 
 
 def _context_start(spans: Sequence[tuple[int, int]], i: int) -> int:
