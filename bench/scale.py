@@ -351,10 +351,13 @@ class DerivedEmbedder(Embedder):
                         at = a - (p - offset)
                         if at >= 0 and doc.text.startswith(text[offset:], at):
                             return doc, at, offset
-        for doc in self.docs:  # too short to hold a sentence's first characters
-            at = doc.text.find(text)
-            if at >= 0:
-                return doc, at, 0
+        # Too short to hold a sentence's first characters: the whole input, or what
+        # follows an embedded title (chunk.embedding_input puts a newline after it).
+        for offset in dict.fromkeys((0, text.find("\n") + 1)):
+            for doc in self.docs:
+                at = doc.text.find(text[offset:])
+                if at >= 0:
+                    return doc, at, offset
         raise LookupError(f"no benchmark article holds the chunk {text[:80]!r}")
 
     def _overlaps(self, doc: Doc, start: int, end: int) -> list[tuple[int, float]]:
