@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -21,21 +22,28 @@ from tests.conftest import NEWS, make_settings, top_articles, write_jsonl
 
 
 class CountingEmbedder(Embedder):
-    """The real embedder, counting how many texts it was asked to embed."""
+    """The real embedder, counting how many texts it was asked to embed. A write embeds
+    parts of a batch from one thread per core, so the count takes a lock: a bare `+=`
+    lost an increment under load."""
 
     def __init__(self, real: Embedder) -> None:
         super().__init__(real.settings)
         self.__dict__["model"] = real.model  # share the loaded weights
         self.embedded = 0
+        self._counting = threading.Lock()
+
+    def count(self, texts: Sequence[str]) -> None:
+        with self._counting:
+            self.embedded += len(texts)
 
     def embed(self, texts: Sequence[str], *, truncation_ok: bool = False) -> Vectors:
-        self.embedded += len(texts)
+        self.count(texts)
         return super().embed(texts, truncation_ok=truncation_ok)
 
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[Vectors, list[Vectors], list[Vectors]]:
-        self.embedded += len(texts)
+        self.count(texts)
         return super().embed_with_spans(texts, spans)
 
 
