@@ -18,6 +18,11 @@ from newsdesk.settings import EmbeddingSettings
 BUNDLED = Path(model_location("all-MiniLM-L6-v2"))
 
 
+# The reference is sentence-transformers itself, whose import and load take ~7-11 s:
+# its tests run in `make test`, not in the inner loop (`make check`).
+reference_tier = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def reference() -> Any:
     from sentence_transformers import SentenceTransformer
@@ -31,6 +36,7 @@ def texts() -> list[str]:
     return [*articles, "What did the Secretary General warn about?", "  spaced  ", "ok"]
 
 
+@reference_tier
 def test_vectors_match_sentence_transformers(embedder: Embedder, reference: Any) -> None:
     ours = embedder.embed(texts(), truncation_ok=True)
     theirs = reference.encode(texts(), normalize_embeddings=True, convert_to_numpy=True)
@@ -39,6 +45,7 @@ def test_vectors_match_sentence_transformers(embedder: Embedder, reference: Any)
     assert embedder.embed_query(texts()[-3]) == pytest.approx(theirs[-3], abs=1e-5)
 
 
+@reference_tier
 def test_span_sums_are_the_reference_token_vectors(embedder: Embedder, reference: Any) -> None:
     sample = texts()[:3]
     spans = [[(0, 60), (60, 400)]] * len(sample)
@@ -56,6 +63,7 @@ def test_span_sums_are_the_reference_token_vectors(embedder: Embedder, reference
             assert sums[i][j] == pytest.approx(tokens[i].numpy()[inside].sum(axis=0), abs=1e-4)
 
 
+@reference_tier
 def test_word_pieces_match_the_reference_tokenizer(embedder: Embedder, reference: Any) -> None:
     text = texts()[0]
     encoded = reference.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
