@@ -126,15 +126,14 @@ def run_eval(
     for done, ask in enumerate(todo, start=1):
         text = ask.question.question
         answer = answerer.ask(text, filters=ask.filters)
-        vector = reader.embedder.embed_query(text)  # once, for the ranking and the baselines
-        ranked = ranker.retrieve(text, ask.filters, RANKED_DEPTH, vector)
+        ranked = ranker.retrieve(text, ask.filters, RANKED_DEPTH)
         row = question_result(
             answer,
             gold_of(ask.question),
             ranked=[Span(p.article.id, p.start, p.end) for p in ranked],
             not_in_collection=ask.not_in_collection,
         )
-        quoted = quotes(reader, answer.retrieved, vector)
+        quoted = quotes(reader, answer.retrieved, reader.embedder.embed_query(text))
         for name, quote in quoted.items():
             baselines[name].append(answered_with(row, quote))
         rows.append(row)

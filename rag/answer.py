@@ -19,7 +19,6 @@ import numpy as np
 
 from index.dates import epoch_seconds
 from index.dedupe import Heard, Said, canonical_order, matching_span, members
-from index.embed import Vectors
 from index.reader import IndexReader
 from index.text import tokenize, words
 from index.types import Article
@@ -87,10 +86,9 @@ class ExtractiveAnswerer:
         began = time.perf_counter()
         query = standalone_question(question, history)
         placed = self.place(question, query, filters)
-        vector = self.reader.embedder.embed_query(placed.query)  # once, for both uses
-        passages = self.retriever.retrieve(placed.query, placed.filters, k, vector)
+        passages = self.retriever.retrieve(placed.query, placed.filters, k)
         retrieved_at = time.perf_counter()
-        candidates = self.distinct(self.score(placed.query, passages, vector))
+        candidates = self.distinct(self.score(placed.query, passages))
         chosen = self.choose(candidates, newest_first=placed.recency)
         conflict = self.disagreement(question, chosen, candidates)
         if conflict is not None:
@@ -138,11 +136,8 @@ class ExtractiveAnswerer:
             as_of=self.settings.answer.as_of,
         )
 
-    def score(
-        self, query: str, passages: Sequence[Passage], vector: Vectors | None = None
-    ) -> list[Candidate]:
-        """Every sentence of the passages, scored against the query (`vector`: its
-        embedding, if the caller has it), best first.
+    def score(self, query: str, passages: Sequence[Passage]) -> list[Candidate]:
+        """Every sentence of the passages, scored against the query, best first.
 
         A sentence is judged alone and together with the sentence before it, and
         keeps the better of the two: "He declared that …" answers a
@@ -167,9 +162,7 @@ class ExtractiveAnswerer:
         keys: list[Span] = [(c.article.id, c.start, c.end) for c in cands]
         if use_context:
             keys += [(c.article.id, c.context, c.end) for c in cands]
-        if vector is None:
-            vector = self.reader.embedder.embed_query(query)
-        cosines = self.span_vectors(keys) @ vector
+        cosines = self.span_vectors(keys) @ self.reader.embedder.embed_query(query)
         terms = set(tokenize(query))
         weights = self.settings.answer
         scored = []

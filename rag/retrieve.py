@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from index.dates import epoch_seconds, normalize_date
-from index.embed import Vectors
 from index.reader import IndexReader
 from index.types import Article
 from newsdesk.settings import RetrievalSettings
@@ -142,17 +141,11 @@ class Retriever:
         self.settings = settings
 
     def retrieve(
-        self,
-        query: str,
-        filters: Filters | None = None,
-        k: int | None = None,
-        vector: Vectors | None = None,
+        self, query: str, filters: Filters | None = None, k: int | None = None
     ) -> list[Passage]:
-        """The best `k` passages. `vector`: the query's embedding, when the caller has
-        embedded it already (an answer scores its sentences against the same vector)."""
         filters = filters or Filters()
         k = k or self.settings.k
-        dense = self._dense(query, filters, vector) if self.settings.dense else {}
+        dense = self._dense(query, filters) if self.settings.dense else {}
         lexical = self._lexical(query, filters) if self.settings.lexical else {}
         fused: dict[str, float] = {}
         for ranking in (dense, lexical):
@@ -168,12 +161,9 @@ class Retriever:
         articles = self.reader.articles.values()
         return [a.id for a in articles if not a.date and filters.matches(a, include_undated=True)]
 
-    def _dense(
-        self, query: str, filters: Filters, vector: Vectors | None = None
-    ) -> dict[str, float]:
+    def _dense(self, query: str, filters: Filters) -> dict[str, float]:
         reader = self.reader
-        if vector is None:
-            vector = reader.embedder.embed_query(query)
+        vector = reader.embedder.embed_query(query)
         let_through = self.undated(filters) if self.settings.undated == "include" else None
         hits = reader.store.nearest(vector, self.settings.candidates, filters.where(let_through))
         return {chunk: 1.0 - distance for chunk, distance in hits if reader.is_live_chunk(chunk)}
