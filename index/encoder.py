@@ -115,10 +115,6 @@ class Encoder(nn.Module):
         return encoder
 
     @property
-    def dimension(self) -> int:
-        return self.shape.hidden
-
-    @property
     def device(self) -> torch.device:
         return self.words.weight.device
 

@@ -8,7 +8,6 @@ whose chunks are only counted, never imports it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Encoding, Tokenizer
 
+from index.jsonfile import json_kind, parse_json
 from newsdesk.errors import NewsdeskError
 
 Pooling = Literal["mean", "cls"]
@@ -72,13 +72,13 @@ class BertShape:
 
 def _json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise UnsupportedModel(f"{path}: missing; is this a sentence-transformers model?") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # JsonError names the line and column
         raise UnsupportedModel(f"{path}: unreadable ({exc})") from exc
     if not isinstance(value, dict):
-        raise UnsupportedModel(f"{path}: not a JSON object")
+        raise UnsupportedModel(f"{path}: not a JSON object (got {json_kind(value)})")
     return value
 
 
