@@ -31,7 +31,8 @@ best passages; mrr@10 = mean of 1/rank of the first such passage (0 beyond ten).
 defaults are made on it, figures reported on `squad_report`). Modes: `dense` (the
 embedding leg alone: like with like beside the plain pipeline, which is dense-only) and
 `hybrid` (dense + BM25, what users get); for a backend other than fp32 also
-`dense_fp32_query` / `hybrid_fp32_query`: fp32 questions against the vectors it built.
+`dense_fp32_query` / `hybrid_fp32_query`: fp32 questions against the vectors it built
+(not for int8, a write-time precision whose questions are float32 already).
 `hit@10` / `mrr@10` at the top of a backend: squad_report hybrid; `hit_at_10` in
 results: squad_report, hybrid (newsdesk) or dense (plain).
 """
@@ -305,7 +306,7 @@ def newsdesk(
     reader = IndexReader(settings, indexer.embedder)
     tokens = embedded_tokens(indexer, reader)
     searches = retrieval_modes(reader, "")
-    if dtype != "float32":  # float32 questions against the vectors this backend built
+    if dtype not in ("float32", "int8"):  # float32 questions against this backend's vectors
         fp32 = Embedder(embedding.model_copy(update={"dtype": "float32"}))
         searches |= retrieval_modes(IndexReader(settings, fp32), "_fp32_query")
     return seconds, report.manifest.chunk_count, tokens, searches
