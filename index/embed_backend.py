@@ -41,7 +41,7 @@ class InProcess:
         self.embedder = embedder
 
     def embed_batches(self, batches: Iterable[Batch]) -> Iterator[Embedded]:
-        _ = self.embedder.model  # on a CPU, loading it fixes the passes at one thread
+        _ = self.embedder.index_model  # on a CPU, loading it fixes the passes at one thread
         passes = cpu_passes() if self.embedder.placement.device == "cpu" else 1
         if passes < 2:
             for texts, spans in batches:

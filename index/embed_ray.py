@@ -48,7 +48,7 @@ class EmbedWorker:
 
         torch.set_num_threads(1)
         self.embedder = Embedder(settings)
-        _ = self.embedder.model  # load now, so a missing model fails at start-up
+        _ = self.embedder.index_model  # load now, so a missing model fails at start-up
 
     def embed(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> Embedded:
         return self.embedder.embed_with_spans(texts, spans)
