@@ -119,6 +119,9 @@ _EVENT = re.compile(
     r"\s+(?P<event>(?:(?:the|a|an)\s+)?[^\W\d_][\w'\u2019-]*(?:\s+[^\W\d_][\w'\u2019-]*){0,3})",
     re.IGNORECASE,
 )
+# Two dates with only a slash or an en dash (U+2013) between them are a range: "June/July
+# 1754", "2010/2012" (a hyphen cannot: "2010-2012" is read as no date at all).
+_RANGE_MARK = re.compile(r"\s*[/\u2013]\s*")
 _STEPS = {
     "day": relativedelta(days=1),
     "week": relativedelta(weeks=1),
@@ -164,6 +167,12 @@ def read_time(question: str, today: date) -> Reading:
     for match in _EXPRESSION.finditer(question):
         prep = match.group("prep")
         kind = _PREPOSITIONS[_spaced(prep)] if prep else None
+        if (
+            kind is None
+            and found
+            and _RANGE_MARK.fullmatch(question, found[-1][2].end(), match.start())
+        ):
+            kind = "join"
         shape = next(name.rstrip("0123456789") for name, value in _groups(match) if value)
         if shape == "weak" and kind is None:
             continue  # "2030 target", "May I ask": a bare year or month is no time
@@ -313,8 +322,8 @@ def _spaced(text: str) -> str:
 
 
 def _between(text: str, end: int, start: int) -> bool:
-    """Only spaces (and a dash) between two halves of a range: "March - May 2024"."""
-    return not text[end:start].strip(" \t-\u2013")
+    """Only spaces (and a dash or slash) between two halves of a range: "March - May 2024"."""
+    return not text[end:start].strip(" \t-\u2013/")
 
 
 def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:

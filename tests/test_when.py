@@ -109,6 +109,8 @@ def day(text: str | None) -> date | None:
         ("What happened between 2010 and 2012?", "2010-01-01", "2012-12-31"),
         ("What happened from March to May 2023?", "2023-03-01", "2023-05-31"),
         ("What happened in the 1990s?", "1990-01-01", "1999-12-31"),
+        ("What happened in June/July 1754?", "1754-06-01", "1754-07-31"),
+        ("What happened in 2010 \u2013 2012?", "2010-01-01", "2012-12-31"),
         ("What happened after 2010 and before March 2012?", "2011-01-01", "2012-02-29"),
     ],
 )
