@@ -40,7 +40,7 @@ from eval.metrics import (
     threshold_curve,
 )
 from index.build import Indexer, source_names
-from index.manifest import read_manifest
+from index.db import read_manifest
 from index.types import Problem
 from newsdesk.settings import Settings
 from rag.generate import open_answerer

@@ -13,9 +13,9 @@ import click
 
 from index.build import Indexer, IndexReport, Progress
 from index.check import CheckReport, check_index
+from index.db import read_manifest
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed_backend import EmbedBackend
-from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from index.types import Problem
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from

@@ -16,10 +16,11 @@ import pytest
 import index.build
 import index.embed_ray
 from index.build import Indexer
+from index.db import read_manifest
 from index.embed import Embedder
-from index.manifest import Manifest, read_manifest
-from index.sentvecs import read_vectors
+from index.manifest import Manifest
 from index.store import ChunkStore, chroma_client, chunk_ids
+from index.vectors import read_vectors
 from newsdesk.settings import Settings
 from tests.conftest import NEWS, write_jsonl
 
