@@ -314,7 +314,8 @@ def stray_paths(index_dir: Path, manifest: Manifest | None) -> list[Path]:
         keep.update(index_dir / LEXICAL_DIR / name for name in manifest.lexical_segments)
         keep.add(index_dir / manifest.vectors_file)
     stray = []
-    if (index_dir / LEXICAL_DIR).is_dir():
+    old_layout = manifest is None and (index_dir / LEGACY_MANIFEST).is_file()
+    if (index_dir / LEXICAL_DIR).is_dir() and not old_layout:  # its segments stay till a build
         stray += sorted((index_dir / LEXICAL_DIR).iterdir())
     stray += sorted(index_dir.glob(f"{VECTORS_PREFIX}*{VECTORS_SUFFIX}"))
     if manifest is not None:

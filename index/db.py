@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from index.manifest import ArticleEntry, Manifest, UnusableIndex
 from index.types import Article
@@ -93,6 +94,7 @@ _STATE_COLUMNS = (
     "vectors_file",
     "vector_rows",
 )
+_LOOKUPS = 1000  # more ids than this: one scan beats a lookup each
 _ARTICLE_COLUMNS = "id, hash, title, text, url, date, source, author, metadata, origin"
 
 
@@ -102,7 +104,7 @@ class SentenceRows:
     pooled per sentence (0: never embedded), and the first of its rows in the array."""
 
     spans: list[tuple[int, int]]
-    counts: np.ndarray
+    counts: npt.NDArray[np.float32]
     row: int
     splitter: str
 
@@ -217,6 +219,16 @@ class IndexDB:
             found = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
         return [] if found == ["ok"] else [f"{self.path}: {line}" for line in found]
 
+    def live_vector_rows(self) -> int:
+        """Rows of the vector file the live state uses (its sentences), without reading
+        the spans: the rest of the file is garbage a compaction reclaims."""
+        with self.snapshot() as conn:
+            (size,) = conn.execute(
+                "SELECT coalesce(sum(length(sentence_spans)), 0) FROM articles "
+                "WHERE vector_row IS NOT NULL"
+            ).fetchone()
+        return int(size) // 8  # two int32 per sentence
+
     def version(self) -> str | None:
         """The live state's name: one indexed lookup, asked before every chat answer."""
         if not self.path.is_file():
@@ -232,17 +244,19 @@ class IndexDB:
         sentences: Mapping[str, SentenceRows],
         drop: Collection[str] = (),
         replace_all: bool = False,
+        moved: Mapping[str, int] | None = None,
     ) -> None:
         """Switch the live state to `manifest` in one transaction: its metadata and
         duplicate groups, the articles in `put` written (their chunk spans from the
         manifest, sentence rows from `sentences`), those in `drop` removed, or, with
-        `replace_all`, every article not in `put`. Everything the state names outside
-        the database must be written and flushed before this is called."""
-        state = manifest.model_dump()
-        values = [state[c] for c in _STATE_COLUMNS]
-        for i, column in enumerate(_STATE_COLUMNS):
-            if column in ("sources", "lexical_segments"):
-                values[i] = json.dumps(values[i])
+        `replace_all`, every article not in `put`; `moved` gives other articles' sentence
+        vectors a new first row (after a compaction into a new file). Everything the
+        state names outside the database must be written and flushed before this is
+        called."""
+        values: list[object] = []
+        for column in _STATE_COLUMNS:
+            value = getattr(manifest, "state" if column == "version" else column)
+            values.append(json.dumps(value) if isinstance(value, list) else value)
         rows = [_article_row(a, manifest.articles[a.id], sentences.get(a.id)) for a in put]
         with self.connect() as conn, conn:
             conn.executescript(_SCHEMA_SQL)  # committed on its own: idempotent
@@ -253,6 +267,10 @@ class IndexDB:
                 conn.executemany("DELETE FROM articles WHERE id = ?", ((i,) for i in drop))
             conn.executemany(
                 f"INSERT OR REPLACE INTO articles VALUES ({', '.join('?' * 15)})", rows
+            )
+            conn.executemany(
+                "UPDATE articles SET vector_row = ? WHERE id = ?",
+                ((row, i) for i, row in (moved or {}).items()),
             )
             conn.execute(
                 f"INSERT OR REPLACE INTO state (id, {', '.join(_STATE_COLUMNS)}) "
@@ -291,8 +309,9 @@ def _manifest(conn: sqlite3.Connection, path: Path) -> Manifest | None:
 
 def _articles(conn: sqlite3.Connection, ids: Collection[str] | None) -> dict[str, Article]:
     query = f"SELECT {_ARTICLE_COLUMNS} FROM articles"
-    if ids is None:
-        rows = conn.execute(query).fetchall()
+    if ids is None or len(ids) > _LOOKUPS:
+        wanted = None if ids is None else set(ids)
+        rows = [r for r in conn.execute(query) if wanted is None or r[0] in wanted]
     else:
         rows = [r for i in ids for r in conn.execute(query + " WHERE id = ?", (i,))]
     found = {}
@@ -319,8 +338,9 @@ def _sentences(
         "SELECT id, sentence_spans, sentence_counts, vector_row, splitter FROM articles "
         "WHERE vector_row IS NOT NULL"
     )
-    if ids is None:
-        rows = conn.execute(query).fetchall()
+    if ids is None or len(ids) > _LOOKUPS:
+        wanted = None if ids is None else set(ids)
+        rows = [r for r in conn.execute(query) if wanted is None or r[0] in wanted]
     else:
         rows = [r for i in ids for r in conn.execute(query + " AND id = ?", (i,))]
     return {

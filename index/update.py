@@ -2,8 +2,9 @@
 
 New versions' chunks go into the live collection under content-versioned ids and their
 sentence vectors onto the end of the live vector file, neither named by any state
-until the commit; only after it are the replaced versions' chunks deleted (their
-vector rows stay as garbage until the next build writes a fresh file).
+until the commit; only after it are the replaced versions' chunks deleted. Their
+vector rows are garbage until the file is rewritten: by the next build, or by an
+update that finds most of it garbage.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from index.lock import WriteLock
 from index.manifest import ArticleEntry, Manifest, check_compatible, now_iso
 from index.store import ChunkStore, chroma_client, chunk_ids
 from index.types import Article, Problem
-from index.vectors import VectorArray, VectorFile
+from index.vectors import VectorArray, VectorFile, vectors_name
 from index.write import (
     IndexReport,
     Previous,
@@ -38,6 +39,8 @@ from index.write import (
 _COPY_PROBES = 5
 _COPY_NEIGHBOURS = 8
 _COPY_DISTANCE = 0.3  # cosine distance: loose, as the headline in every chunk differs
+# Garbage rows in the vector file below this are not worth rewriting it for.
+_COMPACT_MIN_ROWS = 20_000
 
 
 def update(
@@ -81,7 +84,9 @@ def update(
     touched = fresh + changed
     store = ChunkStore.open(chroma_client(w.settings), old.collection, model=old.model)
     previous = _previous(w.db, old, [a.id for a in changed])
-    vectors = VectorFile(w.index_dir / old.vectors_file, old.dimension, old.vector_rows)
+    state = new_state_id()
+    keep = set(old.articles) - {a.id for a in changed} - set(removed)
+    vectors, moved = _vector_file(w, old, state, keep)
     try:
         done = w.embed_into(store, vectors, touched, params, progress, previous)
         articles = dict(old.articles)
@@ -104,8 +109,9 @@ def update(
         vectors.sync()
         manifest = old.model_copy(
             update={
-                "state": new_state_id(),
+                "state": state,
                 "lexical_segments": w.write_segments(compact(segments, live), names),
+                "vectors_file": vectors.path.name,
                 "vector_rows": vectors.rows,
                 "articles": articles,
                 "duplicates": duplicates,
@@ -115,7 +121,7 @@ def update(
                 "updated_at": now_iso(),
             }
         )
-        w.db.commit(manifest, touched, done.sentences, drop=removed)
+        w.db.commit(manifest, touched, done.sentences, drop=removed, moved=moved)
     except BaseException:
         remove_leftovers(w.settings, Leftovers(paths=stray_paths(w.index_dir, old)), None)
         raise
@@ -131,6 +137,25 @@ def update(
     report.chunks_removed = len(stale_ids)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _vector_file(
+    w: StateWriter, old: Manifest, state: str, keep: set[str]
+) -> tuple[VectorFile, dict[str, int]]:
+    """The live vector file to append to; or, once most of it is garbage (rows of
+    replaced versions), a new one for `state` holding the rows of the articles the
+    update keeps, and the rows they moved to. Readers of the old state keep theirs."""
+    path = w.index_dir / old.vectors_file
+    garbage = old.vector_rows - w.db.live_vector_rows()
+    if garbage <= max(_COMPACT_MIN_ROWS, old.vector_rows // 2):
+        return VectorFile(path, old.dimension, old.vector_rows), {}
+    array = VectorArray(path, old.dimension, old.vector_rows)
+    fresh = VectorFile(w.index_dir / vectors_name(state), old.dimension, 0)
+    moved = {
+        article_id: fresh.copy(array.rows(found))
+        for article_id, found in w.db.read_sentences(keep).items()
+    }
+    return fresh, moved
 
 
 def _previous(db: IndexDB, old: Manifest, ids: Sequence[str]) -> Previous:

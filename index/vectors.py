@@ -75,6 +75,13 @@ class VectorFile:
         self.rows += len(vectors.spans)
         return found
 
+    def copy(self, rows: npt.NDArray[np.float16]) -> int:
+        """Append rows as they are (a compaction moving live rows); returns the first."""
+        self._file.write(np.ascontiguousarray(rows, dtype=_DTYPE).tobytes())
+        first = self.rows
+        self.rows += len(rows)
+        return first
+
     def sync(self) -> None:
         """On disk before any state names the rows."""
         self._file.flush()
@@ -100,6 +107,10 @@ class VectorArray:
                 f"{path}: sentence-vector file is missing or shorter than the index says "
                 f"({rows} rows of {dimension}); `newsdesk index check --repair` mends it"
             ) from exc
+
+    def rows(self, found: SentenceRows) -> npt.NDArray[np.float16]:
+        """One article version's stored rows, as they are."""
+        return np.asarray(self._rows[found.row : found.row + len(found.spans)])
 
     def read(self, found: SentenceRows) -> SentenceVectors | None:
         """One article version's vectors, None if they are from another sentence
