@@ -109,6 +109,34 @@ def test_build_starts_a_fresh_file_and_sweeps_the_old_and_a_dead_writers(
     assert list(rows) == ["harbour"] and second.vector_rows == len(rows["harbour"].spans)
 
 
+def test_an_update_rewrites_the_file_once_most_of_it_is_garbage(
+    tmp_path: Path, news_file: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("index.update._COMPACT_MIN_ROWS", 0)
+    settings = make_settings(tmp_path / "ix")
+    indexer = Indexer(settings, embedder)
+    first = indexer.build([news_file]).manifest
+    assert first is not None
+    reader = IndexReader(settings, embedder)  # open on the first state throughout
+    kept = reader.sentence_vectors("orchard")
+    for n in range(1, 4):  # every article replaced twice, then one more edit
+        edited = [
+            dict(r, text=f"{r['text']} Edit {n}.") for r in NEWS if n < 3 or r["id"] == "chess"
+        ]
+        last = indexer.update([write_jsonl(tmp_path / f"e{n}.jsonl", edited)]).manifest
+        assert last is not None
+    assert last.vectors_file != first.vectors_file  # rewritten, the garbage left behind
+    assert [p.name for p in settings.index_dir.glob("vectors-*")] == [last.vectors_file]
+    rows = IndexDB(settings.index_dir).read_sentences()
+    assert last.vector_rows == sum(len(r.spans) for r in rows.values())
+    fresh = IndexReader(settings, embedder)
+    for article_id in ("orchard", "harbour", "chess"):
+        assert fresh.sentence_vectors(article_id) is not None
+    # the reader of the first state still reads its own rows from its mapping
+    again = reader.sentence_vectors("orchard")
+    assert kept is not None and again is not None and np.array_equal(kept.sums, again.sums)
+
+
 def test_stale_or_broken_rows_are_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spans = [(0, 5), (6, 12)]
     vectors = SentenceVectors(
