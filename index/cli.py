@@ -175,7 +175,7 @@ def status(as_json: bool, index_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @index_dir_option
 def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
-    """Verify the index: the manifest against Chroma, the keyword index, the sentence
+    """Verify the index: its live state against Chroma, the keyword index, the sentence
     vectors and the article texts (ids, hashes, spans, model, dimension).
 
     Exits 1 when something the index names is damaged. Leftovers of interrupted
