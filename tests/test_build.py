@@ -161,6 +161,7 @@ def test_failed_rebuild_leaves_the_old_index_serving(
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
     before = read_manifest(settings.index_dir)
+    assert before is not None
 
     bigger = write_jsonl(
         tmp_path / "more.jsonl",

@@ -123,8 +123,9 @@ def test_an_update_rewrites_the_file_once_most_of_it_is_garbage(
         edited = [
             dict(r, text=f"{r['text']} Edit {n}.") for r in NEWS if n < 3 or r["id"] == "chess"
         ]
-        last = indexer.update([write_jsonl(tmp_path / f"e{n}.jsonl", edited)]).manifest
-        assert last is not None
+        report = indexer.update([write_jsonl(tmp_path / f"e{n}.jsonl", edited)])
+        assert report.manifest is not None
+        last = report.manifest
     assert last.vectors_file != first.vectors_file  # rewritten, the garbage left behind
     assert [p.name for p in settings.index_dir.glob("vectors-*")] == [last.vectors_file]
     rows = IndexDB(settings.index_dir).read_sentences()
