@@ -284,7 +284,7 @@ def _check_vectors(
         for article_id in manifest.articles
         if (found := sentences.get(article_id)) is None
         or found.splitter != SPLITTER
-        or found.row + len(found.spans) > min(held, manifest.vector_rows)
+        or found.row + found.sentences > min(held, manifest.vector_rows)
     ]
     if lacking:
         report.damage.append(

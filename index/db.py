@@ -100,13 +100,33 @@ _ARTICLE_COLUMNS = "id, hash, title, text, url, date, source, author, metadata, 
 
 @dataclass(frozen=True, slots=True)
 class SentenceRows:
-    """Where one article version's sentence vectors are: its spans, the word-pieces
-    pooled per sentence (0: never embedded), and the first of its rows in the array."""
+    """Where one article version's sentence vectors are: its sentence spans, the
+    word-pieces pooled per sentence (0: never embedded), the first of its rows in the
+    array. Spans and counts stay packed as stored: a reader holds every article's, and
+    decodes only those of the passages a question retrieved."""
 
-    spans: list[tuple[int, int]]
-    counts: npt.NDArray[np.float32]
+    packed_spans: bytes  # int32 (start, end) pairs
+    packed_counts: bytes  # float32
     row: int
     splitter: str
+
+    @classmethod
+    def of(
+        cls, spans: list[tuple[int, int]], counts: npt.NDArray[np.float32], row: int, splitter: str
+    ) -> SentenceRows:
+        return cls(pack_spans(spans), counts.astype("<f4").tobytes(), row, splitter)
+
+    @property
+    def sentences(self) -> int:
+        return len(self.packed_spans) // 8
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        return unpack_spans(self.packed_spans)
+
+    @property
+    def counts(self) -> npt.NDArray[np.float32]:
+        return np.frombuffer(self.packed_counts, dtype="<f4").astype(np.float32)
 
 
 def pack_spans(spans: Iterable[tuple[int, int]]) -> bytes:
@@ -344,9 +364,7 @@ def _sentences(
     else:
         rows = [r for i in ids for r in conn.execute(query + " AND id = ?", (i,))]
     return {
-        article_id: SentenceRows(
-            unpack_spans(spans), np.frombuffer(counts, dtype="<f4").copy(), row, splitter
-        )
+        article_id: SentenceRows(spans, counts, row, splitter)
         for article_id, spans, counts, row, splitter in rows
     }
 
@@ -366,8 +384,8 @@ def _article_row(
         json.dumps(dict(article.metadata), ensure_ascii=False),
         article.origin,
         pack_spans(entry.spans),
-        pack_spans(sentences.spans) if sentences else None,
-        sentences.counts.astype("<f4").tobytes() if sentences else None,
+        sentences.packed_spans if sentences else None,
+        sentences.packed_counts if sentences else None,
         sentences.row if sentences else None,
         sentences.splitter if sentences else None,
     )

@@ -71,7 +71,7 @@ class VectorFile:
         counts = vectors.counts[:, None]
         means = np.divide(vectors.sums, counts, out=np.zeros_like(vectors.sums), where=counts > 0)
         self._file.write(means.astype(_DTYPE).tobytes())
-        found = SentenceRows(vectors.spans, vectors.counts.astype(np.float32), self.rows, SPLITTER)
+        found = SentenceRows.of(vectors.spans, vectors.counts, self.rows, SPLITTER)
         self.rows += len(vectors.spans)
         return found
 
@@ -110,16 +110,16 @@ class VectorArray:
 
     def rows(self, found: SentenceRows) -> npt.NDArray[np.float16]:
         """One article version's stored rows, as they are."""
-        return np.asarray(self._rows[found.row : found.row + len(found.spans)])
+        return np.asarray(self._rows[found.row : found.row + found.sentences])
 
     def read(self, found: SentenceRows) -> SentenceVectors | None:
         """One article version's vectors, None if they are from another sentence
         splitter (never misread) or out of the file's bounds."""
-        if found.splitter != SPLITTER or found.row + len(found.spans) > len(self._rows):
+        if found.splitter != SPLITTER or found.row + found.sentences > len(self._rows):
             return None
-        means = np.asarray(self._rows[found.row : found.row + len(found.spans)], np.float32)
-        sums = means * found.counts[:, None]
-        return SentenceVectors(spans=list(found.spans), sums=sums, counts=found.counts.copy())
+        means = np.asarray(self._rows[found.row : found.row + found.sentences], np.float32)
+        counts = found.counts
+        return SentenceVectors(spans=found.spans, sums=means * counts[:, None], counts=counts)
 
 
 def read_vectors(index_dir: Path, article_id: str, article_hash: str) -> SentenceVectors | None:
