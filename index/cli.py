@@ -205,6 +205,8 @@ def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
 def _check_summary(report: CheckReport, repaired: bool) -> str:
     counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in report.counts.items())
     where = f"{report.index_dir}" + (f" ({counts})" if counts else "")
+    if not report.ok and report.manifest is None:
+        return f"{where}: DAMAGED: no index this version can read (see above)"
     if not report.ok:
         return f"{where}: DAMAGED; `newsdesk index check --repair` mends what the texts allow"
     if report.leftovers:
