@@ -52,23 +52,26 @@ CREATE TABLE IF NOT EXISTS state (
     vectors_file TEXT NOT NULL,             -- the sentence-vector array file (index.vectors)
     vector_rows INTEGER NOT NULL            -- rows of it written when this state committed
 );
+-- Small columns first, the text last: a row longer than a page spills into overflow
+-- pages, and reading a column after the text would walk them (opening the state reads
+-- every article's hash and spans).
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
+    chunk_spans BLOB NOT NULL,              -- int32 (start, end) pairs, in chunk order
+    sentence_spans BLOB,                    -- int32 (start, end) pairs the vectors pool over
+    sentence_counts BLOB,                   -- float32 word-pieces pooled per sentence
+    vector_row INTEGER,                     -- first row of its sentences in the array file
+    splitter TEXT,                          -- index.sentences.SPLITTER they were split by
     title TEXT NOT NULL,
-    text TEXT NOT NULL,
     url TEXT NOT NULL,
     date TEXT,
     source TEXT NOT NULL,
     author TEXT NOT NULL,
     metadata TEXT NOT NULL,                 -- JSON object
     origin TEXT NOT NULL,
-    chunk_spans BLOB NOT NULL,              -- int32 (start, end) pairs, in chunk order
-    sentence_spans BLOB,                    -- int32 (start, end) pairs the vectors pool over
-    sentence_counts BLOB,                   -- float32 word-pieces pooled per sentence
-    vector_row INTEGER,                     -- first row of its sentences in the array file
-    splitter TEXT                           -- index.sentences.SPLITTER they were split by
-) WITHOUT ROWID;
+    text TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS duplicates (
     article_id TEXT PRIMARY KEY,            -- a member of a near-duplicate group
     canonical TEXT NOT NULL                 -- the group's canonical article
@@ -96,6 +99,9 @@ _STATE_COLUMNS = (
 )
 _LOOKUPS = 1000  # more ids than this: one scan beats a lookup each
 _ARTICLE_COLUMNS = "id, hash, title, text, url, date, source, author, metadata, origin"
+_ROW_COLUMNS = (
+    f"{_ARTICLE_COLUMNS}, chunk_spans, sentence_spans, sentence_counts, vector_row, splitter"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +292,8 @@ class IndexDB:
             else:
                 conn.executemany("DELETE FROM articles WHERE id = ?", ((i,) for i in drop))
             conn.executemany(
-                f"INSERT OR REPLACE INTO articles VALUES ({', '.join('?' * 15)})", rows
+                f"INSERT OR REPLACE INTO articles ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                rows,
             )
             conn.executemany(
                 "UPDATE articles SET vector_row = ? WHERE id = ?",
