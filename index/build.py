@@ -58,9 +58,10 @@ class Indexer(StateWriter):
         """Embed only new or changed articles; with `prune`, drop those no longer in `sources`."""
         with write_lock(self.index_dir) as lock:
             recover(self, lock)
-            if self.db.read_manifest() is None:  # an old layout raises, naming the rebuild
+            old = self.db.read_manifest()  # an old layout raises, naming the rebuild
+            if old is None:
                 return self._build(sources, progress, lock)
-            return update(self, sources, prune, progress, lock)
+            return update(self, old, sources, prune, progress, lock)
 
     def repair(self) -> tuple[CheckReport, list[str]]:
         """Remove leftovers and mend damage from the stored article texts. Returns what

@@ -140,8 +140,8 @@ def pack_spans(spans: Iterable[tuple[int, int]]) -> bytes:
 
 
 def unpack_spans(blob: bytes) -> list[tuple[int, int]]:
-    pairs = np.frombuffer(blob, dtype="<i4").reshape(-1, 2).tolist()
-    return [(a, b) for a, b in pairs]
+    flat = np.frombuffer(blob, dtype="<i4").tolist()
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 class IndexDB:
@@ -327,7 +327,7 @@ def _manifest(conn: sqlite3.Connection, path: Path) -> Manifest | None:
     state["includes_demo"] = bool(state["includes_demo"])
     state["state"] = state.pop("version")
     articles = {
-        article_id: ArticleEntry.model_construct(hash=h, spans=unpack_spans(blob))
+        article_id: ArticleEntry(h, unpack_spans(blob))
         for article_id, h, blob in conn.execute("SELECT id, hash, chunk_spans FROM articles")
     }
     duplicates = dict(conn.execute("SELECT article_id, canonical FROM duplicates").fetchall())

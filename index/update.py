@@ -45,15 +45,14 @@ _COMPACT_MIN_ROWS = 20_000
 
 def update(
     w: StateWriter,
+    old: Manifest,
     sources: Sequence[Path],
     prune: bool,
     progress: Progress | None,
     lock: WriteLock,
 ) -> IndexReport:
-    """One update under `lock`, of an index that has a live state."""
+    """One update under `lock`, of the index whose live state is `old`."""
     began = time.monotonic()
-    old = w.db.read_manifest()
-    assert old is not None
     params = chunk_params(w.settings, w.embedder, old)
     check_compatible(
         old,
