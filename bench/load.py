@@ -38,8 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from index.articles import read_articles
-from index.manifest import read_manifest
+from index.db import read_manifest, read_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWSDESK = [sys.executable, "-m", "newsdesk"]
@@ -139,11 +138,10 @@ class Writer:
 
     def remember(self) -> None:
         """The live state's texts: read before the next write can replace them."""
-        manifest = read_manifest(self.index_dir)
-        assert manifest is not None
-        state = Path(manifest.articles_file).stem
+        found = read_texts(self.index_dir)
+        assert found is not None
+        state, articles = found
         if state not in self.texts:
-            articles = read_articles(self.index_dir / manifest.articles_file)
             self.texts[state] = {a.id: a.text for a in articles.values()}
 
     @contextmanager

@@ -81,7 +81,7 @@ def settings_for(index_dir: Path) -> Any:
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
     from index.build import Indexer
-    from index.manifest import read_manifest
+    from index.db import read_manifest
 
     settings = settings_for(args.index_dir)
     existing = read_manifest(args.index_dir)

@@ -480,21 +480,22 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def footprint(index_dir: Path) -> dict[str, Any]:
-    from index.manifest import MANIFEST_FILE
+    from index.db import DB_FILE
+    from index.vectors import VECTORS_PREFIX
 
     files = [p for p in index_dir.rglob("*") if p.is_file()]
-    sentences = index_dir / "sentences"
+    vectors = sum(p.stat().st_size for p in index_dir.glob(f"{VECTORS_PREFIX}*"))
     return {
-        "manifest_mb": round((index_dir / MANIFEST_FILE).stat().st_size / 2**20, 1),
+        "database_mb": round((index_dir / DB_FILE).stat().st_size / 2**20, 1),
         "files": len(files),
-        "sentence_vector_files": sum(1 for _ in sentences.iterdir()) if sentences.is_dir() else 0,
+        "sentence_vectors_mb": round(vectors / 2**20, 1),
         "disk_mb": round(sum(p.stat().st_size for p in files) / 2**20),
     }
 
 
 def planted_grouped(index_dir: Path) -> int:
     """How many planted copies the build grouped with their original."""
-    from index.manifest import read_manifest
+    from index.db import read_manifest
 
     manifest = read_manifest(index_dir)
     assert manifest is not None

@@ -40,7 +40,7 @@ from eval.metrics import (
     threshold_curve,
 )
 from index.build import Indexer, source_names
-from index.manifest import read_manifest
+from index.db import IndexDB
 from index.types import Problem
 from newsdesk.settings import Settings
 from rag.generate import open_answerer
@@ -71,8 +71,10 @@ class Ask:
 
 def prepare_index(settings: Settings, articles: Sequence[Path]) -> None:
     """Reuse the index when it was built from exactly these sources (updating what
-    changed); otherwise build a fresh one, so scores never mix in other articles."""
-    manifest = read_manifest(settings.index_dir)
+    changed); otherwise build a fresh one, so scores never mix in other articles (an
+    index in the old layout is rebuilt: eval's index is its own)."""
+    db = IndexDB(settings.index_dir)
+    manifest = None if db.legacy() else db.read_manifest()
     indexer = Indexer(settings)
     if manifest is not None and manifest.sources == source_names(articles):
         indexer.update(articles, prune=True)

@@ -1,12 +1,13 @@
 """`newsdesk index check`: does the live state hold together, and what did failed writes leave?
 
-Readers trust only what the manifest names, so an interrupted build or update can
-never be served half-done; it can only leave things behind (chunks of versions the
-manifest does not name, a half-filled collection, files of a state that never went
-live). Those are *leftovers*: harmless, but they take space. *Damage* is different:
-something the manifest names is missing or disagrees with the article texts, so
-answers could fail or cite the wrong span. Both are found here; removing leftovers
-is here too, re-embedding damaged articles is `Indexer.repair`.
+Readers trust only what the index database's live state names, and it switches in one
+transaction, so an interrupted build or update can never be served half-done; it can
+only leave things behind (chunks of versions no state names, a half-filled collection,
+keyword segments or a sentence-vector file of a state that never went live, rows a
+dead writer appended to the vector file). Those are *leftovers*: harmless, but they
+take space. *Damage* is different: something the state names is missing or disagrees
+with the article texts, so answers could fail or cite the wrong span. Both are found
+here, and removing leftovers; re-embedding damaged articles is index.repair.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.articles import ARTICLES_DIR, read_articles
+from index.db import LEGACY_MANIFEST, IndexDB, SentenceRows
 from index.lexical import LEXICAL_DIR
 from index.lock import holder
-from index.manifest import MANIFEST_FILE, Manifest, UnusableIndex, read_manifest
+from index.manifest import Manifest, UnusableIndex
 from index.postings import LexicalIndexError, Segment
-from index.sentvecs import SENTENCES_DIR, read_vectors, vector_file
+from index.sentences import SPLITTER
 from index.store import ChunkStore, StoreUnavailable, chroma_client, chunk_ids, drop_collection
 from index.text import TOKENIZER
 from index.types import Article, content_hash
+from index.vectors import VECTORS_PREFIX, VECTORS_SUFFIX, file_rows, row_bytes
 from newsdesk.settings import Settings
+
+# What indexes before the database kept: removed by the first build in this layout.
+_LEGACY = (LEGACY_MANIFEST, "articles", "sentences")
 
 _SHOWN = 3  # examples given in a message
 
@@ -38,9 +43,12 @@ class Leftovers:
     chunks: list[str] = field(default_factory=list)  # in the live collection
     collections: list[str] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
+    vector_rows: int = 0  # appended to the live vector file after its state committed
+    vectors_file: Path | None = None
+    vectors_end: int = 0  # bytes of it the live state covers
 
     def __bool__(self) -> bool:
-        return bool(self.chunks or self.collections or self.paths)
+        return bool(self.chunks or self.collections or self.paths or self.vector_rows)
 
     def lines(self) -> list[str]:
         found = []
@@ -54,6 +62,11 @@ class Leftovers:
         if self.paths:
             names = ", ".join(str(p.name) for p in self.paths[:_SHOWN])
             found.append(f"{len(self.paths)} files or folders no index state names (e.g. {names})")
+        if self.vector_rows:
+            found.append(
+                f"{self.vector_rows} sentence-vector rows at the end of {self.vectors_file} "
+                "that no index state names"
+            )
         return found
 
 
@@ -69,6 +82,7 @@ class CheckReport:
     reembed: set[str] = field(default_factory=set)
     lexical: bool = False
     collection: bool = False
+    vectors_file: bool = False  # the sentence-vector file is missing or cut short
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -90,12 +104,15 @@ def check_index(settings: Settings) -> CheckReport:
     """Everything the live state names, checked against Chroma, the keyword index, the
     sentence vectors and the article texts; plus what lies around unnamed."""
     index_dir = settings.index_dir
+    db = IndexDB(index_dir)
     try:
-        manifest = read_manifest(index_dir)
+        live = db.read_live()
+        broken = db.integrity() if live is not None else []
     except UnusableIndex as exc:
         return CheckReport(index_dir, None, damage=[str(exc)])
-    if manifest is None:
+    if live is None:
         return CheckReport(index_dir, None, damage=[f"no index in {index_dir}"])
+    manifest, articles, sentences = live
     report = CheckReport(index_dir, manifest)
     writer = holder(index_dir)
     if writer not in (None, str(os.getpid())):  # a repair checks under its own lock
@@ -103,7 +120,7 @@ def check_index(settings: Settings) -> CheckReport:
             f"a build or update is running (pid {writer}): what it is writing shows as leftovers"
         )
     report.counts = {"articles": manifest.article_count, "chunks": manifest.chunk_count}
-    _check_articles(report, manifest, index_dir)
+    _check_articles(report, manifest, articles, broken)
     try:
         client = chroma_client(settings)
         store = ChunkStore.open(client, manifest.collection)
@@ -114,7 +131,7 @@ def check_index(settings: Settings) -> CheckReport:
     if store is not None:
         _check_store(report, manifest, store)
     _check_lexical(report, manifest, index_dir)
-    _check_vectors(report, manifest, index_dir)
+    _check_vectors(report, manifest, sentences, index_dir)
     report.leftovers = find_leftovers(settings, manifest, store)
     if store is not None:
         report.counts["chroma_rows"] = manifest.chunk_count + len(report.leftovers.chunks)
@@ -125,50 +142,46 @@ def find_leftovers(
     settings: Settings, manifest: Manifest | None, store: ChunkStore | None
 ) -> Leftovers:
     """What no state names: chunks in the live collection (`store`), collections of
-    unfinished builds, files under the index directory."""
+    unfinished builds, files under the index directory, rows past the live state's
+    end of the vector file."""
     chunks: list[str] = []
     if manifest is not None and store is not None:
         live = {c for i, e in manifest.articles.items() for c in chunk_ids(i, e.hash, e.chunks)}
         chunks = sorted(set(store.ids()) - live)
     live_collection = manifest.collection if manifest is not None else ""
-    return Leftovers(
+    found = Leftovers(
         chunks=chunks,
         collections=stray_collections(settings, live_collection),
         paths=stray_paths(settings.index_dir, manifest),
     )
+    if manifest is not None:
+        path = settings.index_dir / manifest.vectors_file
+        found.vector_rows = max(0, file_rows(path, manifest.dimension) - manifest.vector_rows)
+        found.vectors_file = path
+        found.vectors_end = manifest.vector_rows * row_bytes(manifest.dimension)
+    return found
 
 
-def _check_articles(report: CheckReport, manifest: Manifest, index_dir: Path) -> None:
+def _check_articles(
+    report: CheckReport, manifest: Manifest, articles: dict[str, Article], broken: list[str]
+) -> None:
     """The texts are what everything else is checked and repaired against: if they are
-    lost or wrong, only the sources can help."""
-    path = index_dir / manifest.articles_file
+    wrong, only the sources can help."""
     rebuild = f"rebuild from the sources: `newsdesk index build {' '.join(manifest.sources)}`"
-    try:
-        articles = read_articles(path)
-    except UnusableIndex as exc:
-        report.damage.append(f"{exc}; {rebuild}")
+    if broken:
+        report.damage.append(f"{'; '.join(broken)}; {rebuild}")
         return
-    missing = sorted(set(manifest.articles) - set(articles))
-    extra = sorted(set(articles) - set(manifest.articles))
     wrong = []
     for article_id, entry in manifest.articles.items():
-        article = articles.get(article_id)
-        if article is None:
-            continue
+        article = articles[article_id]
         spans_fit = all(0 <= a < b <= len(article.text) for a, b in entry.spans)
         if article.hash != entry.hash or content_hash(article) != entry.hash or not spans_fit:
             wrong.append(article_id)
-    if missing:
-        report.damage.append(f"{path.name} lacks {len(missing)} indexed articles: {_few(missing)}")
-    if extra:
-        report.damage.append(f"{path.name} holds {len(extra)} articles the manifest does not name")
     if wrong:
         report.damage.append(
-            f"{path.name}: {len(wrong)} articles differ from the versions the manifest names "
-            f"(hash or chunk spans): {_few(wrong)}"
+            f"{len(wrong)} stored articles differ from the versions the index names "
+            f"(hash or chunk spans): {_few(wrong)}; {rebuild}"
         )
-    if missing or extra or wrong:
-        report.damage[-1] += f"; {rebuild}"
     else:
         report.articles = articles
 
@@ -210,7 +223,7 @@ def _check_store(report: CheckReport, manifest: Manifest, store: ChunkStore) -> 
     if disagree:
         report.damage.append(
             f"{len(disagree)} articles have chunks in Chroma whose text or span differs from the "
-            "article file"
+            "stored article text"
         )
     dimension = _dimension(store, next(iter(found), None))
     if dimension not in (None, manifest.dimension):
@@ -253,11 +266,25 @@ def _check_lexical(report: CheckReport, manifest: Manifest, index_dir: Path) -> 
         report.lexical = True
 
 
-def _check_vectors(report: CheckReport, manifest: Manifest, index_dir: Path) -> None:
+def _check_vectors(
+    report: CheckReport,
+    manifest: Manifest,
+    sentences: dict[str, SentenceRows],
+    index_dir: Path,
+) -> None:
+    path = index_dir / manifest.vectors_file
+    held = file_rows(path, manifest.dimension)
+    if held < manifest.vector_rows:
+        report.damage.append(
+            f"{path} holds {held} sentence-vector rows, the index names {manifest.vector_rows}"
+        )
+        report.vectors_file = True
     lacking = [
         article_id
-        for article_id, entry in manifest.articles.items()
-        if read_vectors(index_dir, article_id, entry.hash) is None
+        for article_id in manifest.articles
+        if (found := sentences.get(article_id)) is None
+        or found.splitter != SPLITTER
+        or found.row + found.sentences > min(held, manifest.vector_rows)
     ]
     if lacking:
         report.damage.append(
@@ -279,25 +306,22 @@ def stray_collections(settings: Settings, live: str) -> list[str]:
 
 
 def stray_paths(index_dir: Path, manifest: Manifest | None) -> list[Path]:
-    """Files and folders under the index directory that no state names: article files
-    and keyword segments of states that never went live or were replaced, sentence
-    vectors of other article versions, temp files of killed writes."""
+    """Files and folders under the index directory that no state names: keyword
+    segments and vector files of states that never went live or were replaced, temp
+    files of killed writes; once a state is live, what the old layout kept."""
     keep: set[Path] = set()
     if manifest is not None:
-        keep.add(index_dir / manifest.articles_file)
         keep.update(index_dir / LEXICAL_DIR / name for name in manifest.lexical_segments)
-        if manifest.lexical_dir:
-            keep.add(index_dir / LEXICAL_DIR / Path(manifest.lexical_dir).name)
-        keep.update(vector_file(index_dir, i, e.hash) for i, e in manifest.articles.items())
-    stray = [
-        path
-        for folder in (ARTICLES_DIR, LEXICAL_DIR, SENTENCES_DIR)
-        if (index_dir / folder).is_dir()
-        for path in sorted((index_dir / folder).iterdir())
-        if path not in keep
-    ]
-    stray += sorted(index_dir.glob(f".{MANIFEST_FILE}.*.tmp"))
-    return stray
+        keep.add(index_dir / manifest.vectors_file)
+    stray = []
+    old_layout = manifest is None and (index_dir / LEGACY_MANIFEST).is_file()
+    if (index_dir / LEXICAL_DIR).is_dir() and not old_layout:  # its segments stay till a build
+        stray += sorted((index_dir / LEXICAL_DIR).iterdir())
+    stray += sorted(index_dir.glob(f"{VECTORS_PREFIX}*{VECTORS_SUFFIX}"))
+    if manifest is not None:
+        stray += [index_dir / name for name in _LEGACY if (index_dir / name).exists()]
+        stray += sorted(index_dir.glob(f".{LEGACY_MANIFEST}.*.tmp"))
+    return [path for path in stray if path not in keep]
 
 
 def remove_leftovers(settings: Settings, leftovers: Leftovers, store: ChunkStore | None) -> None:
@@ -309,6 +333,8 @@ def remove_leftovers(settings: Settings, leftovers: Leftovers, store: ChunkStore
         client = chroma_client(settings)
         for name in leftovers.collections:
             drop_collection(client, name)
+    if leftovers.vector_rows and leftovers.vectors_file is not None:
+        os.truncate(leftovers.vectors_file, leftovers.vectors_end)
     for path in leftovers.paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

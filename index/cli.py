@@ -13,9 +13,9 @@ import click
 
 from index.build import Indexer, IndexReport, Progress
 from index.check import CheckReport, check_index
+from index.db import read_manifest
 from index.demo import DEMO_ATTRIBUTION, demo_sources
 from index.embed_backend import EmbedBackend
-from index.manifest import read_manifest
 from index.status import index_status, missing_vectors_hint, with_sentence_vectors
 from index.types import Problem
 from newsdesk.clikit import EXIT_FAILED, EXIT_SKIPPED, index_dir_option, reported, settings_from
@@ -175,7 +175,7 @@ def status(as_json: bool, index_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @index_dir_option
 def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
-    """Verify the index: the manifest against Chroma, the keyword index, the sentence
+    """Verify the index: its live state against Chroma, the keyword index, the sentence
     vectors and the article texts (ids, hashes, spans, model, dimension).
 
     Exits 1 when something the index names is damaged. Leftovers of interrupted
@@ -205,6 +205,8 @@ def check(repair: bool, as_json: bool, index_dir: Path | None) -> None:
 def _check_summary(report: CheckReport, repaired: bool) -> str:
     counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in report.counts.items())
     where = f"{report.index_dir}" + (f" ({counts})" if counts else "")
+    if not report.ok and report.manifest is None:
+        return f"{where}: DAMAGED: no index this version can read (see above)"
     if not report.ok:
         return f"{where}: DAMAGED; `newsdesk index check --repair` mends what the texts allow"
     if report.leftovers:

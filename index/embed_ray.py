@@ -24,7 +24,7 @@ from newsdesk.settings import EmbeddingSettings
 
 log = logging.getLogger(__name__)
 
-# Chunks per task: small enough that one slab (index.build._SLAB) feeds every worker,
+# Chunks per task: small enough that one slab (index.write._SLAB) feeds every worker,
 # large enough that shipping it costs little next to the model pass.
 _PIECE = 32
 _AHEAD = 1  # batches sent beyond the one being waited for: workers never wait for the writer

@@ -2,7 +2,7 @@
 
 Dense retrieval misses exact names, numbers and rare words that a question quotes
 verbatim; BM25 catches those. The postings live in write-once segments
-(`index.postings`); an index state names its segments in the manifest, and chunk ids
+(`index.postings`); an index state names its segments in the index database, and chunk ids
 the state no longer names are skipped at query time, so an update writes only a small
 segment for what it changed while a reader never sees a half-updated index.
 """

@@ -1,14 +1,15 @@
 """One writer per index directory, across processes, and a record of unfinished writes.
 
-Two builds or updates at once would each switch the manifest to a state the other
-never saw, and sweep files the other still writes. The lock is an flock on a file in
+Two builds or updates at once would each commit a state built from one the other
+never saw, and sweep files and chunks the other still writes (SQLite serialises their
+commits, not their minutes of embedding). The lock is an flock on a file in
 the index directory: the kernel drops it when its holder exits, however it exits, so
 a lock left by a killed build is never mistaken for a live one (the file stays; the
-lock does not). Readers never take it: they read whatever state the manifest names.
+lock does not). Readers never take it: they read whatever state the database names.
 
 The file also says what its holder is doing (its pid, then what it is creating); a
 write that finishes empties it. So the next writer that finds it non-empty knows the
-last one died or failed half-way, and can sweep what it left (see index.check).
+last one died or failed half-way, and can sweep what it left (index.repair.recover).
 """
 
 from __future__ import annotations

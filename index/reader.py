@@ -1,39 +1,29 @@
 """A read-only, consistent view of one index state, for everything that asks questions.
 
-Everything comes from the state the manifest named when the reader opened: the
-article texts, the Chroma collection (filtered to that state's article versions)
-and the BM25 index. A rebuild that switches the manifest later does not disturb
-an open reader; `IndexReader.is_current` tells when it is time to reopen. One reader
-serves concurrent questions: everything is read at open except the sentence vectors,
-whose cache takes a lock.
+Everything comes from the state the index database named when the reader opened,
+read in one snapshot: the article texts, chunk and sentence spans, the Chroma
+collection (filtered to that state's article versions), the BM25 segments and the
+sentence-vector file, mapped read-only. A write that commits later does not disturb
+an open reader (rows and chunks it names are removed only by later writes, and a
+replaced file stays mapped); `IndexReader.is_current` tells when it is time to
+reopen. One reader serves concurrent questions: nothing in it changes after open.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
-from pathlib import Path
 
-from index.articles import read_articles
+from index.db import IndexDB, SentenceRows
 from index.embed import Embedder
-from index.lexical import LEXICAL_DIR, LexicalIndex, segment_of
-from index.manifest import (
-    MANIFEST_FILE,
-    Manifest,
-    UnusableIndex,
-    check_compatible,
-    read_manifest,
-)
+from index.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
+from index.manifest import Manifest, UnusableIndex, check_compatible
 from index.sentences import sentence_spans
-from index.sentvecs import SentenceVectors, read_vectors
+from index.sentvecs import SentenceVectors
 from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
-from index.types import Article
+from index.vectors import VectorArray
 from newsdesk.settings import Settings
 
-log = logging.getLogger(__name__)
-_VECTOR_CACHE = 256  # articles whose sentence vectors stay in memory (~0.1-0.4 MB each)
+_OPEN_TRIES = 3  # a build may replace the vector file between the snapshot and the mapping
 
 
 class IndexReader:
@@ -41,56 +31,42 @@ class IndexReader:
         self, settings: Settings, embedder: Embedder | None = None, fresh: bool = False
     ) -> None:
         """`fresh`: the state was written by another process (see `chroma_client`)."""
-        self._stamp = _manifest_stamp(settings.index_dir)  # before reading: see is_current
-        manifest = read_manifest(settings.index_dir)
-        if manifest is None:
-            raise UnusableIndex(
-                f"no index in {settings.index_dir}: build one with "
-                "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
-            )
         self.settings = settings
+        self.db = IndexDB(settings.index_dir)
+        for attempt in range(_OPEN_TRIES):
+            live = self.db.read_live()
+            if live is None:
+                raise UnusableIndex(
+                    f"no index in {settings.index_dir}: build one with "
+                    "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
+                )
+            manifest, self.articles, self._rows = live
+            self.manifest: Manifest = manifest
+            path = settings.index_dir / manifest.vectors_file
+            try:
+                self._vectors = VectorArray(path, manifest.dimension, manifest.vector_rows)
+                root = settings.index_dir / LEXICAL_DIR
+                live_chunks = self.chunk_ids(manifest.articles)
+                self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live_chunks)
+                break
+            except (UnusableIndex, LexicalIndexError):
+                # files of a state a writer replaced meanwhile: read the new one
+                if attempt == _OPEN_TRIES - 1 or self.db.version() == manifest.state:
+                    raise
         self.embedder = embedder or Embedder(settings.embedding)
         check_compatible(manifest, settings, self.embedder.model_id)
-        self.manifest: Manifest = manifest
-        self.articles: dict[str, Article] = read_articles(
-            settings.index_dir / manifest.articles_file
-        )
         client = chroma_client(settings, fresh=fresh)
         self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
-        live = self.chunk_ids(manifest.articles)
-        if manifest.lexical_segments:
-            root = settings.index_dir / LEXICAL_DIR
-            self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live)
-        else:
-            log.warning(
-                "%s was built by an older newsdesk: its keyword index is rebuilt in memory "
-                "at each start until `newsdesk index update` converts it",
-                settings.index_dir,
-            )
-            self.lexical = LexicalIndex(
-                [segment_of(self.articles.values(), manifest.articles)], live
-            )
-        self._sentences: dict[str, list[tuple[int, int]]] = {}
-        self._sentence_vectors: OrderedDict[str, SentenceVectors | None] = OrderedDict()
-        self._vectors_lock = threading.Lock()  # questions share a reader: one LRU step at a time
 
     @property
     def version(self) -> str:
         """Names this index state: changes with every build or update that changed anything."""
-        return Path(self.manifest.articles_file).stem
+        return self.manifest.state
 
     def is_current(self) -> bool:
-        """Whether the manifest still names this state. Asked before every chat answer,
-        so an unchanged manifest file is recognised by its stat alone: it is only ever
-        replaced by a rename, which gives it a new inode."""
-        stamp = _manifest_stamp(self.settings.index_dir)
-        if stamp == self._stamp:
-            return True
-        latest = read_manifest(self.settings.index_dir)
-        current = latest is not None and latest.articles_file == self.manifest.articles_file
-        if current:
-            self._stamp = stamp
-        return current
+        """Whether this is still the live state: one indexed lookup, asked before every
+        chat answer."""
+        return self.db.version() == self.manifest.state
 
     def is_live_chunk(self, chunk_id: str) -> bool:
         """True for a chunk of this state, told by its id alone: a hit whose record a
@@ -116,35 +92,14 @@ class IndexReader:
 
     def sentences(self, article_id: str) -> list[tuple[int, int]]:
         """Sentence spans of an article: as stored at index time, else split now."""
-        spans = self._sentences.get(article_id)
-        if spans is None:
-            stored = self.sentence_vectors(article_id)
-            spans = stored.spans if stored else sentence_spans(self.articles[article_id].text)
-            self._sentences[article_id] = spans
-        return spans
+        found = self._rows.get(article_id)
+        if found is not None:
+            return found.spans
+        return sentence_spans(self.articles[article_id].text)
 
     def sentence_vectors(self, article_id: str) -> SentenceVectors | None:
-        """The article's sentence vectors from index time (None for an index built
-        before they existed); the most recently used are kept in memory."""
-        cache = self._sentence_vectors
-        with self._vectors_lock:
-            if article_id in cache:
-                cache.move_to_end(article_id)
-                return cache[article_id]
-        entry = self.manifest.articles.get(article_id)
-        found = None
-        if entry is not None:
-            found = read_vectors(self.settings.index_dir, article_id, entry.hash)
-        with self._vectors_lock:
-            cache[article_id] = found
-            if len(cache) > _VECTOR_CACHE:
-                cache.popitem(last=False)
-        return found
-
-
-def _manifest_stamp(index_dir: Path) -> tuple[int, int, int] | None:
-    try:
-        info = (index_dir / MANIFEST_FILE).stat()
-    except FileNotFoundError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
+        """The article's sentence vectors from index time (None when it has none, or
+        from another sentence splitter): read from the mapped file, so the page cache,
+        not this process, holds the ones in use."""
+        found: SentenceRows | None = self._rows.get(article_id)
+        return self._vectors.read(found) if found is not None else None

@@ -6,28 +6,22 @@ question on two cores. The chunk pass already computes a vector for every
 word-piece, so a sentence's vector is the mean of its word-pieces' vectors, read in
 the context of their chunk ("late chunking"): no extra model work at index time.
 
-Files are named by article id and content hash, so an update writes only what
-changed, and a reader still open on an older state keeps finding its own.
-Each file also holds the sentence spans it was pooled over and the splitter's
-version: readers take the spans from it instead of re-splitting the article at
-query time, and a file from another splitter version is ignored, never misread.
+The pooled vectors go to one array file (index.vectors) and the spans they were pooled
+over, with the splitter's version, to the index database: readers take the spans from
+there instead of re-splitting the article at query time, and vectors from another
+splitter version are ignored, never misread.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from index.sentences import SPLITTER, sentence_spans
+from index.sentences import sentence_spans
 from index.types import Article
-
-SENTENCES_DIR = "sentences"
 
 
 @dataclass(frozen=True)
@@ -45,65 +39,18 @@ class SentenceVectors:
         return None if norm == 0 else (total / norm).astype(np.float32)
 
 
-def vector_file(index_dir: Path, article_id: str, article_hash: str) -> Path:
-    key = hashlib.sha1(article_id.encode()).hexdigest()[:16]
-    return index_dir / SENTENCES_DIR / f"{key}-{article_hash[:16]}.npz"
-
-
-def write_vectors(
-    index_dir: Path, article_id: str, article_hash: str, vectors: SentenceVectors
-) -> None:
-    path = vector_file(index_dir, article_id, article_hash)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    counts = vectors.counts[:, None]
-    means = np.divide(vectors.sums, counts, out=np.zeros_like(vectors.sums), where=counts > 0)
-    with partial.open("wb") as f:
-        np.savez(
-            f,
-            splitter=np.array(SPLITTER),
-            spans=np.asarray(vectors.spans, dtype=np.int32).reshape(-1, 2),
-            means=means.astype(np.float16),
-            counts=vectors.counts.astype(np.float32),
-        )
-    partial.replace(path)
-
-
-def read_vectors(index_dir: Path, article_id: str, article_hash: str) -> SentenceVectors | None:
-    """The article's stored vectors, or None if absent or from another sentence splitter."""
-    path = vector_file(index_dir, article_id, article_hash)
-    try:
-        with np.load(path) as data:
-            if str(data["splitter"]) != SPLITTER:
-                return None
-            stored = [(int(a), int(b)) for a, b in data["spans"].tolist()]
-            counts = data["counts"].astype(np.float32)
-            sums = data["means"].astype(np.float32) * counts[:, None]
-    except (OSError, KeyError, ValueError):
-        return None
-    return SentenceVectors(spans=stored, sums=sums, counts=counts)
-
-
-def sweep_vectors(index_dir: Path, keep: Iterable[tuple[str, str]]) -> int:
-    """Delete vector files of article versions not in `keep`; returns how many."""
-    folder = index_dir / SENTENCES_DIR
-    if not folder.is_dir():
-        return 0
-    wanted = {vector_file(index_dir, article_id, h).name for article_id, h in keep}
-    removed = 0
-    for path in folder.iterdir():
-        if path.name not in wanted:  # a .part left here is from a writer that died
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 class Pooler:
-    """Adds up word-piece vectors per sentence across an article's chunks, and writes
-    the article's file as soon as its last chunk has been embedded."""
+    """Adds up word-piece vectors per sentence across an article's chunks, and hands
+    the article's vectors to `done` as soon as its last chunk has been embedded (so
+    only the articles in flight are held in memory)."""
 
-    def __init__(self, index_dir: Path, dimension: int, chunk_counts: dict[str, int]) -> None:
-        self.index_dir = index_dir
+    def __init__(
+        self,
+        done: Callable[[Article, SentenceVectors], None],
+        dimension: int,
+        chunk_counts: dict[str, int],
+    ) -> None:
+        self.done = done
         self.dimension = dimension
         self._remaining = dict(chunk_counts)
         self._open: dict[str, SentenceVectors] = {}
@@ -150,7 +97,7 @@ class Pooler:
         """One more chunk of the article done (embedded, or its vector copied)."""
         self._remaining[article.id] -= 1
         if self._remaining[article.id] == 0:
-            write_vectors(self.index_dir, article.id, article.hash, self._open.pop(article.id))
+            self.done(article, self._open.pop(article.id))
             self._carried.pop(article.id, None)
 
     def spans(self, article: Article) -> list[tuple[int, int]]:

@@ -1,13 +1,14 @@
-"""What `index status` reports, read from the manifest alone so it answers instantly."""
+"""What `index status` reports, read from the index database alone so it answers instantly."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from index.db import IndexDB
 from index.device import Capabilities, DeviceUnavailable, choose
 from index.manifest import Manifest
-from index.sentvecs import vector_file
+from index.sentences import SPLITTER
 from newsdesk.settings import EmbeddingSettings
 
 
@@ -57,9 +58,13 @@ def placement_status(embedding: EmbeddingSettings) -> dict[str, str]:
 
 
 def with_sentence_vectors(index_dir: Path, manifest: Manifest) -> int:
+    """Articles of the state whose sentence vectors the answerer can use (those from
+    another sentence splitter it cannot)."""
+    found = IndexDB(index_dir).read_sentences()
     return sum(
-        vector_file(index_dir, article_id, entry.hash).is_file()
-        for article_id, entry in manifest.articles.items()
+        1
+        for article_id, rows in found.items()
+        if article_id in manifest.articles and rows.splitter == SPLITTER
     )
 
 

@@ -19,8 +19,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from index.articles import read_articles
-from index.manifest import read_manifest
+from index.db import read_texts
 from index.types import Article
 from newsdesk.errors import NewsdeskError
 from rag.types import Answer, Citation
@@ -287,12 +286,11 @@ def _title(question: str) -> str:
 
 
 def live_index(index_dir: Path) -> tuple[str | None, dict[str, Article]]:
-    """The live index version and its article texts, from the manifest alone (no model,
-    no Chroma): what a reopened answer is checked against. (None, {}) without an index."""
-    manifest = read_manifest(index_dir)
-    if manifest is None:
-        return None, {}
-    return Path(manifest.articles_file).stem, read_articles(index_dir / manifest.articles_file)
+    """The live index version and its article texts, from the index database alone (no
+    model, no Chroma): what a reopened answer is checked against. (None, {}) without an
+    index."""
+    found = read_texts(index_dir)
+    return found if found is not None else (None, {})
 
 
 def reopen(turn: Turn, live_version: str | None, articles: Mapping[str, Article]) -> Reopened:

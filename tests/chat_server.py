@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from index.articles import read_articles
+from index.db import read_texts
 from index.demo import demo_sources
-from index.manifest import read_manifest
 from index.types import Article
 from tests.conftest import ROOT
 
@@ -85,10 +84,9 @@ def stop(server: Server) -> None:
 
 def live_articles(index_dir: Path) -> tuple[str, dict[str, Article]]:
     """The state the manifest names now (as answers name it) and its article texts."""
-    manifest = read_manifest(index_dir)
-    assert manifest is not None, f"no index in {index_dir}"
-    path = index_dir / manifest.articles_file
-    return path.stem, read_articles(path)
+    found = read_texts(index_dir)
+    assert found is not None, f"no index in {index_dir}"
+    return found
 
 
 def api_client(server: Server) -> Any:

@@ -15,7 +15,7 @@ event before and after each call; with `kill_at` n, the child SIGKILLs itself at
 event n, and with `events` it appends every event's name to that file, so a test
 can first record a run's events and then kill at points spread over all of them.
 The slab of chunks embedded per step is made small so that a small collection
-still goes through many Chroma writes and sentence-vector files.
+still goes through many Chroma writes and sentence-vector appends.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ import chromadb  # noqa: F401 (imported before forking)
 import sentence_transformers  # noqa: F401
 import torch  # noqa: F401
 
-import index.articles
 import index.build
-import index.check
+import index.db
 import index.postings
-import index.sentvecs
 import index.store
+import index.update
+import index.vectors
+import index.write
 import newsdesk.cli
 import rag.cli  # noqa: F401
 
@@ -47,13 +48,13 @@ WRITERS: list[tuple[Any, str]] = [
     (index.store.ChunkStore, "create"),
     (index.store.ChunkStore, "add"),
     (index.store.ChunkStore, "delete"),
-    (index.sentvecs, "write_vectors"),
-    (index.articles.ArticleLines, "rewrite"),
-    (index.build, "write_articles"),
+    (index.vectors.VectorFile, "append"),
+    (index.vectors.VectorFile, "sync"),
     (index.postings.Segment, "save"),
-    (index.build, "write_manifest"),
+    (index.db.IndexDB, "commit"),
     (index.build, "drop_collection"),
     (index.build, "remove_leftovers"),
+    (index.update, "remove_leftovers"),
 ]
 
 
@@ -94,7 +95,7 @@ def _run(command: dict[str, Any]) -> None:
         os.dup2(os.open(command[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
     code = 1
     try:
-        index.build._SLAB = SLAB
+        index.write._SLAB = SLAB
         _tripwires(command.get("kill_at"), command.get("events"))
         sys.argv = ["newsdesk", *command["argv"]]
         newsdesk.cli.main()

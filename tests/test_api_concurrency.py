@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 
-import index.reader
 import rag.answer
 from bench.scripted_llm import Plan, ScriptedLLM
 from index.build import Indexer
@@ -119,7 +118,6 @@ def test_shared_caches_survive_being_emptied_under_concurrent_questions(
 ) -> None:
     """Tiny caches, so every question empties them while others read them."""
     monkeypatch.setattr(rag.answer, "_CACHE_LIMIT", 4)
-    monkeypatch.setattr(index.reader, "_VECTOR_CACHE", 1)
     settings = make_settings(index_dir)
     answerer = ExtractiveAnswerer(IndexReader(settings, embedder), settings)
     with ThreadPoolExecutor(8) as pool:

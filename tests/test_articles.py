@@ -1,4 +1,6 @@
-"""The per-state article file: an update copies untouched lines and parses only what it needs."""
+"""The article texts in the index database: what is committed is read back exactly (odd
+ids, line separators, metadata), an update reads only the articles it names, and a
+damaged database is named."""
 
 from __future__ import annotations
 
@@ -6,53 +8,86 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import ArticleLines, read_articles, write_articles
-from index.manifest import UnusableIndex
+from index.db import DB_FILE, IndexDB, read_articles
+from index.manifest import ArticleEntry, Manifest, UnusableIndex, now_iso
 from index.types import Article
 
 
 def article(article_id: str, text: str) -> Article:
-    return Article.from_record({"id": article_id, "title": f"About {article_id}", "text": text})
+    return Article.from_record(
+        {
+            "id": article_id,
+            "title": f"About {article_id}",
+            "text": text,
+            "date": "2024-05-01",
+            "metadata": {"section": "ünï", "page": 3, "lead": True},
+        }
+    )
 
 
 ODD_IDS = ["plain", 'with "quotes" and \\ slash', "ünïcödé", "line\u2028separator", "a:b:c"]
 
 
+def manifest(articles: list[Article], state: str = "s1") -> Manifest:
+    return Manifest(
+        state=state,
+        newsdesk_version="test",
+        collection="newsdesk-test",
+        vectors_file="vectors-test.f16",
+        vector_rows=0,
+        chroma_url=None,
+        model="m",
+        dimension=4,
+        chunk_tokens=10,
+        overlap_tokens=1,
+        title_tokens=1,
+        sources=[],
+        created_at=now_iso(),
+        updated_at=now_iso(),
+        articles={a.id: ArticleEntry(hash=a.hash, spans=[(0, len(a.text))]) for a in articles},
+    )
+
+
 @pytest.fixture
-def old_file(tmp_path: Path) -> Path:
-    path = tmp_path / "old.jsonl"
-    write_articles(path, [article(i, f"Text of {i}.\u2028Second line.") for i in ODD_IDS])
-    return path
+def db(tmp_path: Path) -> IndexDB:
+    found = IndexDB(tmp_path / "ix")
+    first = [article(i, f"Text of {i}.\u2028Second line.") for i in ODD_IDS]
+    found.commit(manifest(first), first, {}, replace_all=True)
+    return found
 
 
-def test_rewrite_copies_untouched_lines_replaces_removes_and_appends(
-    tmp_path: Path, old_file: Path
-) -> None:
-    new = tmp_path / "new.jsonl"
+def test_articles_are_read_back_exactly(db: IndexDB) -> None:
+    got = read_articles(db.index_dir)
+    assert sorted(got) == sorted(ODD_IDS)
+    for article_id in ODD_IDS:
+        want = article(article_id, f"Text of {article_id}.\u2028Second line.")
+        assert got[article_id] == want and got[article_id].hash == want.hash
+    stored = db.read_manifest()
+    assert stored is not None and stored.articles == manifest(list(got.values())).articles
+
+
+def test_a_commit_replaces_removes_and_adds_in_one_switch(db: IndexDB) -> None:
+    before = read_articles(db.index_dir)
     changed = article(ODD_IDS[1], "A corrected text.")
-    ArticleLines(old_file).rewrite(new, [changed, article("fresh", "Brand new.")], {ODD_IDS[2]})
-    got = read_articles(new)
-    assert list(got) == [ODD_IDS[0], ODD_IDS[3], ODD_IDS[4], ODD_IDS[1], "fresh"]
+    fresh = article("fresh", "Brand new.")
+    kept = [before[i] for i in ODD_IDS if i not in (ODD_IDS[1], ODD_IDS[2])]
+    db.commit(manifest([*kept, changed, fresh], "s2"), [changed, fresh], {}, drop=[ODD_IDS[2]])
+    got = read_articles(db.index_dir)
+    assert sorted(got) == sorted([*ODD_IDS[:2], *ODD_IDS[3:], "fresh"])
     assert got[ODD_IDS[1]].text == "A corrected text."
-    old_lines = old_file.read_text(encoding="utf-8").split("\n")
-    new_lines = new.read_text(encoding="utf-8").split("\n")
-    assert new_lines[:3] == [old_lines[0], old_lines[3], old_lines[4]]  # byte for byte
+    assert got[ODD_IDS[0]] == before[ODD_IDS[0]]
+    assert db.version() == "s2"
 
 
-def test_read_parses_only_the_named_articles(old_file: Path) -> None:
-    got = ArticleLines(old_file).read({ODD_IDS[1], ODD_IDS[3], "absent"})
+def test_read_parses_only_the_named_articles(db: IndexDB) -> None:
+    got = db.read_articles({ODD_IDS[1], ODD_IDS[3], "absent"})
     assert sorted(got) == sorted([ODD_IDS[1], ODD_IDS[3]])
-    assert got[ODD_IDS[3]] == read_articles(old_file)[ODD_IDS[3]]
+    assert got[ODD_IDS[3]] == read_articles(db.index_dir)[ODD_IDS[3]]
 
 
-def test_a_damaged_line_is_named(old_file: Path) -> None:
-    lines = old_file.read_text(encoding="utf-8").split("\n")
-    lines[2] = '{"title": "no id first"}'
-    old_file.write_text("\n".join(lines), encoding="utf-8")
-    with pytest.raises(UnusableIndex, match=r"old\.jsonl:3: corrupt article record"):
-        ArticleLines(old_file)
-
-
-def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(UnusableIndex, match="missing"):
-        ArticleLines(tmp_path / "gone.jsonl")
+def test_a_damaged_database_is_named(db: IndexDB) -> None:
+    (db.index_dir / DB_FILE).write_bytes(b"not a database" * 100)
+    for name in ("index.sqlite-wal", "index.sqlite-shm"):
+        (db.index_dir / name).unlink(missing_ok=True)
+    with pytest.raises(UnusableIndex, match=r"index\.sqlite"):
+        db.read_manifest()

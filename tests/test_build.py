@@ -10,11 +10,11 @@ from typing import Any, cast
 
 import pytest
 
-from index.articles import read_articles
 from index.build import Indexer, NothingToIndex
+from index.db import DB_FILE, read_articles, read_manifest
 from index.embed import Embedder, Vectors, model_location
 from index.lexical import Segment
-from index.manifest import UnusableIndex, read_manifest
+from index.manifest import UnusableIndex
 from index.reader import IndexReader
 from index.store import ChunkStore, chroma_client
 from newsdesk.settings import ChunkingSettings, EmbeddingSettings
@@ -79,7 +79,7 @@ def test_every_stored_chunk_is_its_article_span(tmp_path: Path, embedder: Embedd
     seed = sorted((Path(__file__).parents[1] / "index" / "demo").glob("*.txt"))
     manifest = Indexer(settings, embedder).build(seed).manifest
     assert manifest is not None
-    articles = read_articles(settings.index_dir / manifest.articles_file)
+    articles = read_articles(settings.index_dir)
     stored = ChunkStore.open(chroma_client(settings), manifest.collection).collection.get(
         include=["documents", "metadatas"]
     )
@@ -112,7 +112,7 @@ def test_update_embeds_only_new_and_changed(tmp_path: Path, counting: CountingEm
     assert counting.embedded == new_chunks == report.chunks_embedded
     store = ChunkStore.open(chroma_client(settings), manifest.collection)
     assert store.count() == manifest.chunk_count  # the old version's chunks are gone
-    articles = read_articles(settings.index_dir / manifest.articles_file)
+    articles = read_articles(settings.index_dir)
     assert articles["harbour"].text.endswith("four million.")
     assert_lexical_in_step(settings.index_dir, counting)
     hits = IndexReader(make_settings(settings.index_dir), counting).lexical.search("million", 5)
@@ -125,7 +125,7 @@ def assert_lexical_in_step(index_dir: Path, embedder: Embedder) -> None:
     reader = IndexReader(make_settings(index_dir), embedder)
     on_disk = sorted(p.name for p in (index_dir / "lexical").iterdir())
     assert on_disk == sorted(reader.manifest.lexical_segments)
-    assert len(list((index_dir / "articles").iterdir())) == 1
+    assert [p.name for p in index_dir.glob("vectors-*")] == [reader.manifest.vectors_file]
     assert len(reader.lexical) == reader.manifest.chunk_count
 
 
@@ -160,7 +160,8 @@ def test_failed_rebuild_leaves_the_old_index_serving(
 ) -> None:
     settings = make_settings(tmp_path / "ix")
     Indexer(settings, counting).build([news_file])
-    before = (settings.index_dir / "manifest.json").read_text()
+    before = read_manifest(settings.index_dir)
+    assert before is not None
 
     bigger = write_jsonl(
         tmp_path / "more.jsonl",
@@ -181,16 +182,16 @@ def test_failed_rebuild_leaves_the_old_index_serving(
         return real_embed(texts, spans)
 
     monkeypatch.setattr(counting, "embed_with_spans", failing_embed)
-    monkeypatch.setattr("index.build._SLAB", 8)  # several slabs: fail with some already written
+    monkeypatch.setattr("index.write._SLAB", 8)  # several slabs: fail with some already written
     with pytest.raises(RuntimeError, match="simulated"):
         Indexer(settings, counting).build([bigger])
     monkeypatch.undo()
 
-    assert (settings.index_dir / "manifest.json").read_text() == before
+    assert read_manifest(settings.index_dir) == before
     names = [c.name for c in chroma_client(settings).list_collections()]
     assert len(names) == 1  # the half-built collection was dropped
-    vectors = sorted(p.name for p in (settings.index_dir / "sentences").iterdir())
-    assert len(vectors) == len(NEWS)  # and the new articles' sentence vectors removed
+    vectors = sorted(p.name for p in settings.index_dir.glob("vectors-*"))
+    assert vectors == [before.vectors_file]  # and the new sentence-vector file removed
     assert top_articles(settings, counting, "ferries while the bridge is shut") == ["harbour"]
 
 
@@ -253,26 +254,30 @@ def test_an_update_keeps_the_chunking_the_index_was_built_with(
         Indexer(make_settings(tmp_path / "ix"), counting).update([news_file])
 
 
-def test_an_index_from_before_lexical_segments_is_read_and_converted_by_update(
-    tmp_path: Path, news_file: Path, counting: CountingEmbedder, caplog: pytest.LogCaptureFixture
+def test_an_index_in_the_old_layout_is_refused_by_name_and_a_build_replaces_it(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
 ) -> None:
     settings = make_settings(tmp_path / "ix")
-    Indexer(settings, counting).build([news_file])
     index_dir = settings.index_dir
-    manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
-    (name,) = manifest.pop("lexical_segments")
-    (index_dir / "lexical" / name).rename(index_dir / "lexical" / "20250101-000000-abcdef")
-    manifest["lexical_dir"] = "lexical/20250101-000000-abcdef"  # as older versions wrote it
-    (index_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    index_dir.mkdir()
+    (index_dir / "manifest.json").write_text('{"format": 1}', encoding="utf-8")
+    (index_dir / "articles").mkdir()
+    (index_dir / "articles" / "20250101-000000-abcdef.jsonl").write_text("{}\n")
+    (index_dir / "sentences").mkdir()
+    for refused in (
+        lambda: IndexReader(settings, counting),
+        lambda: Indexer(settings, counting).update([news_file]),
+    ):
+        with pytest.raises(UnusableIndex, match=r"older layout .*`newsdesk index build SOURCE"):
+            refused()
+    assert not (index_dir / DB_FILE).exists()  # nothing written
 
-    reader = IndexReader(make_settings(index_dir), counting)
-    assert "older newsdesk" in caplog.text
-    assert [h.split(":")[0] for h, _ in reader.lexical.search("steel cables", 5)] == ["harbour"]
-
-    report = Indexer(settings, counting).update([news_file])
-    assert report.manifest is not None and report.chunks_embedded == 0
-    assert report.manifest.lexical_dir is None and len(report.manifest.lexical_segments) == 1
-    assert_lexical_in_step(index_dir, counting)
+    report = Indexer(settings, counting).build([news_file])
+    assert report.manifest is not None and report.manifest.article_count == len(NEWS)
+    assert not any(
+        (index_dir / name).exists() for name in ("manifest.json", "articles", "sentences")
+    )
+    assert top_articles(settings, counting, "ferries while the bridge is shut") == ["harbour"]
 
 
 def test_a_failed_segment_write_leaves_the_last_state_serving(

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
+from index.db import IndexDB
 from index.demo import DEMO_QUESTION
-from index.manifest import MANIFEST_FILE
 from index.types import Article
 from tests.chat_server import (
     ARTIFACTS,
@@ -202,9 +202,9 @@ def _wait_for(condition: Callable[[], bool], deadline: float) -> None:
 
 def _rebuild(index_dir: Path, log: Path, rebuild: Rebuild, deadline: float) -> None:
     """`newsdesk index build --demo` over the served directory, in its own process; notes
-    when the manifest is replaced (a rename: a new inode)."""
-    manifest = index_dir / MANIFEST_FILE
-    inode = manifest.stat().st_ino
+    when the live state switches (the database's state row names a new one)."""
+    db = IndexDB(index_dir)
+    state = db.version()
     rebuild.began = time.monotonic()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -214,7 +214,7 @@ def _rebuild(index_dir: Path, log: Path, rebuild: Rebuild, deadline: float) -> N
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         while process.poll() is None:
-            if not rebuild.switched and manifest.stat().st_ino != inode:
+            if not rebuild.switched and db.version() != state:
                 rebuild.switched = time.monotonic()
             if time.monotonic() > deadline:
                 process.kill()

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from index.db import IndexDB
 from index.demo import DEMO_QUESTION
 from tests.chat_server import (
     DEMO_ARTICLE,
@@ -130,8 +131,9 @@ def assert_still_answers(server: Server) -> None:
     assert citation_problems(reply, articles) == []
 
 
-def manifest_bytes(server: Server) -> bytes:
-    return (server.index_dir / "manifest.json").read_bytes()
+def manifest_bytes(server: Server) -> str | None:
+    """Names the live index state: a write that changed anything switches it."""
+    return IndexDB(server.index_dir).version()
 
 
 def uploads_of(server: Server) -> set[str]:
@@ -199,7 +201,7 @@ def test_a_path_in_the_file_name_stays_inside_the_uploads_folder(
 
 def test_a_file_the_client_did_not_upload_is_refused(chat: Server) -> None:
     before, stored = manifest_bytes(chat), uploads_of(chat)
-    for path in ("/etc/hostname", str(chat.index_dir / "manifest.json"), "chat.log"):
+    for path in ("/etc/hostname", str(chat.index_dir / "index.sqlite"), "chat.log"):
         event, message = add_files(chat, path)
         assert event == "error"
         assert "not uploaded by a user" in str(message), message

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,12 @@ from click.testing import CliRunner
 from index.build import Indexer
 from index.check import check_index
 from index.cli import index_group
+from index.db import DB_FILE, read_manifest
 from index.embed import Embedder
 from index.lexical import LEXICAL_DIR
 from index.lock import LOCK_FILE
-from index.manifest import UnusableIndex, read_manifest
+from index.manifest import UnusableIndex
 from index.reader import IndexReader
-from index.sentvecs import vector_file
 from index.store import chroma_client
 from newsdesk.settings import Settings
 from rag.answer import ExtractiveAnswerer
@@ -48,6 +49,14 @@ def _answer(settings: Settings, embedder: Embedder) -> list[tuple[str, int, int]
     return [(c.article_id, c.start, c.end) for c in answer.citations]
 
 
+def _sql(settings: Settings, statement: str) -> None:
+    """Damage the index database behind the index's back."""
+    conn = sqlite3.connect(settings.index_dir / DB_FILE)
+    with conn:
+        conn.execute(statement)
+    conn.close()
+
+
 def test_a_fresh_index_checks_clean(built: Settings) -> None:
     report = check_index(built)
     assert report.ok and not report.leftovers and report.lines() == []
@@ -73,8 +82,8 @@ def test_damage_and_leftovers_are_named_and_repaired_from_the_stored_texts(
     )
     collection.upsert(ids=["gone:0123456789ab:0"], embeddings=[[0.1] * 384], documents=["x"])
     shutil.rmtree(built.index_dir / LEXICAL_DIR / manifest.lexical_segments[0])
-    vector_file(built.index_dir, "orchard", manifest.articles["orchard"].hash).unlink()
-    (built.index_dir / "articles" / "20990101-000000-abcdef.jsonl").write_text("{}\n")
+    _sql(built, "UPDATE articles SET vector_row = NULL WHERE id = 'orchard'")
+    (built.index_dir / "vectors-20990101-000000-abcdef.f16").write_bytes(b"\0" * 768)
 
     found = check_index(built)
     assert not found.ok and found.repairable
@@ -85,7 +94,7 @@ def test_damage_and_leftovers_are_named_and_repaired_from_the_stored_texts(
     assert "not a lexical segment" in text
     assert "1 articles have no usable sentence vectors" in text and "orchard" in text
     assert "leftover: 1 chunks in the collection" in text and "gone:0123456789ab:0" in text
-    assert "20990101-000000-abcdef.jsonl" in text
+    assert "vectors-20990101-000000-abcdef.f16" in text
     assert found.reembed == {"chess", "harbour", "orchard"} and found.lexical
 
     _, done = Indexer(built, embedder).repair()
@@ -121,7 +130,7 @@ def test_unreadable_texts_are_not_repaired_and_the_sources_are_named(
 ) -> None:
     manifest = read_manifest(built.index_dir)
     assert manifest is not None
-    (built.index_dir / manifest.articles_file).write_text('{"id": "harbour", "text": ')
+    _sql(built, "UPDATE articles SET text = substr(text, 1, 20) WHERE id = 'harbour'")
     found = check_index(built)
     assert not found.ok and not found.repairable
     assert "rebuild from the sources" in found.damage[0]

@@ -180,7 +180,7 @@ def test_a_stopped_server_is_one_clear_error_and_the_chat_recovers_when_it_retur
     chroma_server.start()  # same port, same data
     answer = service.ask(QUESTION, [], None)  # the same chat, not restarted
     assert answer.citations[0].article_id == "harbour"
-    assert answer.index_version == Path(manifest.articles_file).stem
+    assert answer.index_version == manifest.state
 
 
 def test_a_server_hung_mid_question_fails_it_in_bounded_time_then_recovers(

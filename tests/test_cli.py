@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from index.build import Indexer
+from index.db import read_manifest
 from index.device import gpu_possible
 from index.embed import Embedder
 from tests.conftest import NEWS, make_settings, shared_data, write_jsonl
@@ -117,14 +118,14 @@ def test_index_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     source = write_jsonl(tmp_path / "news.jsonl", NEWS[:1])
     monkeypatch.setenv("NEWSDESK_INDEX_DIR", str(tmp_path / "from-env"))
     assert newsdesk("index", "build", str(source), cwd=tmp_path).returncode == 0
-    assert (tmp_path / "from-env" / "manifest.json").is_file()
+    assert (tmp_path / "from-env" / "index.sqlite").is_file()
 
 
 @pytest.mark.slow
 def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     small = write_jsonl(tmp_path / "news.jsonl", NEWS)
     assert newsdesk("index", "build", str(small), "--index-dir", "ix", cwd=tmp_path).returncode == 0
-    before = (tmp_path / "ix" / "manifest.json").read_text()
+    before = read_manifest(tmp_path / "ix")
 
     big = shared_data("squad-dev-subset/articles.jsonl")
     proc = subprocess.Popen(
@@ -149,7 +150,7 @@ def test_interrupted_rebuild_keeps_the_previous_index(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "previous index is unchanged" in err
 
-    assert (tmp_path / "ix" / "manifest.json").read_text() == before
+    assert read_manifest(tmp_path / "ix") == before
     found = newsdesk(
         "ask", "ferries while the bridge is shut", "-k", "1", "--index-dir", "ix", cwd=tmp_path
     )

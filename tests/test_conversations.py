@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from index.articles import read_articles
 from index.build import Indexer
+from index.db import read_articles, read_manifest
 from index.embed import Embedder
-from index.manifest import read_manifest
 from index.reader import IndexReader
 from index.types import Article
 from newsdesk.errors import NewsdeskError
@@ -60,7 +59,7 @@ def update(settings: Settings, embedder: Embedder, news_file: Path, **texts: str
 def current_articles(settings: Settings) -> dict[str, Article]:
     manifest = read_manifest(settings.index_dir)
     assert manifest is not None
-    return read_articles(settings.index_dir / manifest.articles_file)
+    return read_articles(settings.index_dir)
 
 
 def test_store_round_trip(settings: Settings, embedder: Embedder) -> None:

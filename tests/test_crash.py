@@ -4,7 +4,8 @@ spread over the whole run, each followed by `index check`, a question, and the
 
 Kill points come two ways (see tests/crash_runner.py): at the events the index's
 writing functions report (before and after every Chroma write, sentence-vector
-file, article file, keyword segment, manifest switch and clean-up), spread evenly
+append and flush, keyword segment, the database commit that switches the state, and
+clean-up), spread evenly
 over a recorded run; and at random times, which land inside those calls too
 (Chroma's own writes included). CI runs 24 points with a fixed seed, two at a time;
 `NEWSDESK_CRASH_POINTS=200 NEWSDESK_CRASH_SEED=random pytest tests/test_crash.py`
@@ -30,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from index.db import read_articles, read_manifest
 from index.demo import demo_sources
 from tests.conftest import ROOT, write_jsonl
 
@@ -124,19 +126,18 @@ def runners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Runner]]:
 
 @dataclass
 class State:
-    """What an index holds, as far as the manifest says: article ids and hashes, chunks."""
+    """What an index holds, as far as its live state says: article ids and hashes, chunks."""
 
     hashes: dict[str, str]
     chunks: int
 
     @classmethod
     def of(cls, index_dir: Path) -> State | None:
-        path = index_dir / "manifest.json"
-        if not path.exists():
+        manifest = read_manifest(index_dir)
+        if manifest is None:
             return None
-        manifest = json.loads(path.read_text())
-        entries = manifest["articles"].items()
-        return cls({i: e["hash"] for i, e in entries}, sum(len(e["spans"]) for _, e in entries))
+        entries = manifest.articles.items()
+        return cls({i: e.hash for i, e in entries}, sum(e.chunks for _, e in entries))
 
 
 @dataclass
@@ -295,9 +296,7 @@ def _ask(runner: Runner, index_dir: Path) -> None:
     status, out, err = runner.run(["ask", QUESTION, "--json", "--index-dir", str(index_dir)])
     assert status == 0, err
     answer = json.loads(out)
-    manifest = json.loads((index_dir / "manifest.json").read_text())
-    lines = (index_dir / manifest["articles_file"]).read_text(encoding="utf-8").splitlines()
-    texts = {a["id"]: a["text"] for a in map(json.loads, lines)}
+    texts = {i: a.text for i, a in read_articles(index_dir).items()}
     assert answer["citations"], answer
     for citation in answer["citations"]:
         article = texts[citation["article_id"]]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from index.build import Indexer
+from index.db import read_manifest
 from index.dedupe import (
     RECALL_AT_THRESHOLD,
     find_duplicates,
@@ -24,7 +25,7 @@ from index.dedupe import (
     shingles,
 )
 from index.embed import Embedder
-from index.manifest import Manifest, read_manifest
+from index.manifest import Manifest
 from index.reader import IndexReader
 from index.status import index_status
 from index.text import words
@@ -215,7 +216,7 @@ def test_members_lists_the_canonical_first() -> None:
     }
 
 
-def test_settings_and_old_manifests() -> None:
+def test_settings_and_manifest_defaults() -> None:
     assert Settings().dedupe == DedupeSettings(enabled=True, threshold=0.8)
     with pytest.raises(ValidationError):
         DedupeSettings(threshold=0.3)
@@ -224,7 +225,9 @@ def test_settings_and_old_manifests() -> None:
     old: dict[str, Any] = {
         "newsdesk_version": "0.1.0",
         "collection": "c",
-        "articles_file": "articles/s.jsonl",
+        "state": "s",
+        "vectors_file": "vectors-s.f16",
+        "vector_rows": 0,
         "chroma_url": None,
         "model": "m",
         "dimension": 3,

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from index.cli import index_group
+from index.db import IndexDB
 from index.device import (
     Capabilities,
     DeviceUnavailable,
@@ -20,7 +21,7 @@ from index.device import (
     gpu_possible,
 )
 from index.embed import Embedder
-from index.manifest import Manifest, now_iso, write_manifest
+from index.manifest import Manifest, now_iso
 from newsdesk.settings import EmbeddingSettings, load_settings
 
 CPU = Capabilities(cpu_flags=frozenset({"sse4_2", "avx2"}))
@@ -148,7 +149,7 @@ def test_an_impossible_device_fails_before_loading_the_model() -> None:
 
 def test_index_status_shows_the_device(tmp_path: Path) -> None:
     index_dir = tmp_path / "ix"
-    write_manifest(index_dir, _manifest())
+    IndexDB(index_dir).commit(_manifest(), (), {})
     runner = CliRunner()
     out = runner.invoke(index_group, ["status", "--index-dir", str(index_dir)])
     assert out.exit_code == 0, out.output
@@ -173,11 +174,13 @@ def test_index_status_shows_the_device(tmp_path: Path) -> None:
 
 
 def _manifest() -> Manifest:
-    """An empty index's manifest: status reads nothing else, so nothing is embedded."""
+    """An empty index's state: status reads nothing else, so nothing is embedded."""
     return Manifest(
         newsdesk_version="test",
         collection="newsdesk-test",
-        articles_file="articles/test.jsonl",
+        state="test",
+        vectors_file="vectors-test.f16",
+        vector_rows=0,
         chroma_url=None,
         model="all-MiniLM-L6-v2",
         dimension=384,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from index.db import read_manifest
 from index.embed import Embedder
 from index.feeds import FeedListError, add_feed, archive_path, list_feeds, poll_feeds, remove_feed
 from index.feeds_fetch import FeedError, Fetcher, parse, user_agent
 from index.feeds_store import FeedStore, Polled
-from index.manifest import read_manifest
 from index.reader import IndexReader
 from index.watch import poll_folders
 from newsdesk.cli import cli

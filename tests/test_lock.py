@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from index.build import Indexer
+from index.db import read_manifest
 from index.embed import Embedder
 from index.lock import LOCK_FILE, IndexBusy, write_lock
-from index.manifest import read_manifest
 from tests.conftest import NEWS, make_settings, write_jsonl
 
 HOLD = """

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-import index.build
 import index.embed_ray
+import index.write
 from index.build import Indexer
+from index.db import read_manifest
 from index.embed import Embedder
-from index.manifest import Manifest, read_manifest
-from index.sentvecs import read_vectors
+from index.manifest import Manifest
 from index.store import ChunkStore, chroma_client, chunk_ids
+from index.vectors import read_vectors
 from newsdesk.settings import Settings
 from tests.conftest import NEWS, write_jsonl
 
@@ -63,7 +64,7 @@ def _settings(index_dir: Path) -> Settings:
 def test_ray_builds_the_same_index_as_the_serial_build(
     cluster: None, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index.build, "_SLAB", 8)
+    monkeypatch.setattr(index.write, "_SLAB", 8)
     monkeypatch.setattr(index.embed_ray, "_PIECE", 3)
     source = write_jsonl(tmp_path / "news.jsonl", NEWS + MORE)
     serial = Indexer(_settings(tmp_path / "serial"), embedder)

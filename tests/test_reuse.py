@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from index.build import Indexer
+from index.db import read_manifest
 from index.embed import Embedder
-from index.manifest import read_manifest
 from index.reuse import plan_reuse
-from index.sentvecs import SentenceVectors, read_vectors
+from index.sentvecs import SentenceVectors
 from index.store import ChunkStore, chroma_client, chunk_ids
+from index.vectors import read_vectors
 from newsdesk.settings import ChunkingSettings
 from tests.conftest import make_settings, write_jsonl
 

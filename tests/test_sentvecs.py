@@ -1,24 +1,22 @@
-"""Sentence vectors pooled at index time: written per article version, swept, read back,
-and used by the answerer instead of embedding sentences at query time."""
+"""Sentence vectors pooled at index time: appended per article version to one array file,
+swept, read back, and used by the answerer instead of embedding sentences at query time."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from index.build import Indexer
+from index.db import DB_FILE, IndexDB
 from index.embed import Embedder
+from index.manifest import UnusableIndex
 from index.reader import IndexReader
 from index.sentences import sentence_spans
-from index.sentvecs import (
-    SENTENCES_DIR,
-    SentenceVectors,
-    read_vectors,
-    vector_file,
-    write_vectors,
-)
+from index.sentvecs import SentenceVectors
+from index.vectors import VectorArray, VectorFile, file_rows, read_vectors
 from rag.answer import ExtractiveAnswerer
 from tests.conftest import NEWS, make_settings, write_jsonl
 
@@ -71,65 +69,98 @@ def test_a_sentence_longer_than_a_chunk_is_pooled_over_all_its_pieces(
     assert 0.9 * pieces <= stored.counts[1] <= pieces + 2  # a cut mid-word may split it
 
 
-def test_update_replaces_only_the_changed_article(
+def test_update_appends_only_the_changed_article(
     tmp_path: Path, news_file: Path, embedder: Embedder
 ) -> None:
     settings = make_settings(tmp_path / "ix")
     indexer = Indexer(settings, embedder)
     old = indexer.build([news_file]).manifest
     assert old is not None
-    untouched = vector_file(settings.index_dir, "orchard", old.articles["orchard"].hash)
-    before = untouched.stat().st_mtime_ns
+    db = IndexDB(settings.index_dir)
+    before = db.read_sentences()
     changed = [
         dict(r, text=r["text"] + " Extra sentence.") if r["id"] == "harbour" else r for r in NEWS
     ]
     new = indexer.update([write_jsonl(news_file, changed)]).manifest
-    assert new is not None
-    assert not vector_file(settings.index_dir, "harbour", old.articles["harbour"].hash).exists()
-    assert vector_file(settings.index_dir, "harbour", new.articles["harbour"].hash).exists()
-    assert untouched.stat().st_mtime_ns == before
-    assert len(list((settings.index_dir / SENTENCES_DIR).iterdir())) == len(NEWS)
+    assert new is not None and new.vectors_file == old.vectors_file
+    after = db.read_sentences()
+    assert after["orchard"].row == before["orchard"].row  # untouched rows stay where they were
+    assert after["harbour"].row == old.vector_rows  # the new version's rows were appended
+    assert new.vector_rows == old.vector_rows + len(after["harbour"].spans)
+    assert file_rows(settings.index_dir / new.vectors_file, new.dimension) == new.vector_rows
+    assert read_vectors(settings.index_dir, "harbour", old.articles["harbour"].hash) is None
+    assert read_vectors(settings.index_dir, "harbour", new.articles["harbour"].hash) is not None
 
 
-def test_build_sweeps_files_of_articles_no_longer_indexed(
+def test_build_starts_a_fresh_file_and_sweeps_the_old_and_a_dead_writers(
     tmp_path: Path, news_file: Path, embedder: Embedder
 ) -> None:
     settings = make_settings(tmp_path / "ix")
     indexer = Indexer(settings, embedder)
-    indexer.build([news_file])
-    folder = settings.index_dir / SENTENCES_DIR
-    (folder / ".dead-writer.npz.123.part").write_bytes(b"half")
-    indexer.build([write_jsonl(tmp_path / "one.jsonl", NEWS[:1])])
-    assert sorted(p.name for p in folder.iterdir()) == [
-        vector_file(settings.index_dir, "harbour", _hash(settings, "harbour")).name
-    ]
+    first = indexer.build([news_file]).manifest
+    assert first is not None
+    (settings.index_dir / "vectors-dead-writer.f16").write_bytes(b"half")
+    with (settings.index_dir / first.vectors_file).open("ab") as live:
+        live.write(b"\0" * 768 * 2)  # rows a killed update appended
+    second = indexer.build([write_jsonl(tmp_path / "one.jsonl", NEWS[:1])]).manifest
+    assert second is not None and second.vectors_file != first.vectors_file
+    assert [p.name for p in settings.index_dir.glob("vectors-*")] == [second.vectors_file]
+    rows = IndexDB(settings.index_dir).read_sentences()
+    assert list(rows) == ["harbour"] and second.vector_rows == len(rows["harbour"].spans)
 
 
-def _hash(settings: object, article_id: str) -> str:
-    from index.manifest import read_manifest
+def test_an_update_rewrites_the_file_once_most_of_it_is_garbage(
+    tmp_path: Path, news_file: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("index.update._COMPACT_MIN_ROWS", 0)
+    settings = make_settings(tmp_path / "ix")
+    indexer = Indexer(settings, embedder)
+    first = indexer.build([news_file]).manifest
+    assert first is not None
+    reader = IndexReader(settings, embedder)  # open on the first state throughout
+    kept = reader.sentence_vectors("orchard")
+    for n in range(1, 4):  # every article replaced twice, then one more edit
+        edited = [
+            dict(r, text=f"{r['text']} Edit {n}.") for r in NEWS if n < 3 or r["id"] == "chess"
+        ]
+        report = indexer.update([write_jsonl(tmp_path / f"e{n}.jsonl", edited)])
+        assert report.manifest is not None
+        last = report.manifest
+    assert last.vectors_file != first.vectors_file  # rewritten, the garbage left behind
+    assert [p.name for p in settings.index_dir.glob("vectors-*")] == [last.vectors_file]
+    rows = IndexDB(settings.index_dir).read_sentences()
+    assert last.vector_rows == sum(len(r.spans) for r in rows.values())
+    fresh = IndexReader(settings, embedder)
+    for article_id in ("orchard", "harbour", "chess"):
+        assert fresh.sentence_vectors(article_id) is not None
+    # the reader of the first state still reads its own rows from its mapping
+    again = reader.sentence_vectors("orchard")
+    assert kept is not None and again is not None and np.array_equal(kept.sums, again.sums)
 
-    manifest = read_manifest(settings.index_dir)  # type: ignore[attr-defined]
-    assert manifest is not None
-    return manifest.articles[article_id].hash
 
-
-def test_stale_or_broken_files_are_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_or_broken_rows_are_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spans = [(0, 5), (6, 12)]
     vectors = SentenceVectors(
         spans=spans, sums=np.ones((2, 4), dtype=np.float32), counts=np.array([2, 0], np.float32)
     )
-    write_vectors(tmp_path, "a", "hash", vectors)
-    stored = read_vectors(tmp_path, "a", "hash")
+    path = tmp_path / "vectors-test.f16"
+    writer = VectorFile(path, 4, 0)
+    found = writer.append(vectors)
+    writer.sync()
+    writer.close()
+    stored = VectorArray(path, 4, writer.rows).read(found)
     assert stored is not None and stored.spans == spans
     assert stored.vector(0, 0) == pytest.approx(np.full(4, 0.5))
     assert stored.vector(1, 1) is None  # never embedded
     assert stored.vector(0, 1) is None
-    assert read_vectors(tmp_path, "a", "other-hash") is None
+    assert VectorArray(path, 4, 1).read(found) is None  # rows past what the state covers
     with monkeypatch.context() as patch:  # a later splitter moved boundaries: recompute
-        patch.setattr("index.sentvecs.SPLITTER", "newsdesk-sentences-2")
-        assert read_vectors(tmp_path, "a", "hash") is None
-    vector_file(tmp_path, "a", "hash").write_bytes(b"not a numpy file")
-    assert read_vectors(tmp_path, "a", "hash") is None
+        patch.setattr("index.vectors.SPLITTER", "newsdesk-sentences-2")
+        assert VectorArray(path, 4, 2).read(found) is None
+    with pytest.raises(UnusableIndex, match=r"vectors-test\.f16"):
+        VectorArray(path, 4, 3)  # the file is shorter than the state says
+    with pytest.raises(UnusableIndex, match="shorter than the index says"):
+        VectorFile(path, 4, 3)  # and no write appends after a gap
 
 
 def test_answers_need_no_sentence_embedding_at_query_time(
@@ -162,7 +193,10 @@ def test_status_tells_when_articles_lack_vectors(
     assert manifest is not None
     assert index_status(settings.index_dir, manifest)["articles_with_sentence_vectors"] == 3
     assert missing_vectors_hint(3, 3) is None
-    vector_file(settings.index_dir, "chess", manifest.articles["chess"].hash).unlink()
+    conn = sqlite3.connect(settings.index_dir / DB_FILE)
+    with conn:
+        conn.execute("UPDATE articles SET vector_row = NULL WHERE id = 'chess'")
+    conn.close()
     status = index_status(settings.index_dir, manifest)
     assert status["articles_with_sentence_vectors"] == 2
     hint = missing_vectors_hint(status["articles"], status["articles_with_sentence_vectors"])

@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from index.build import IndexReport, NothingToIndex
 from index.dates import normalize_date
+from index.db import read_manifest
 from index.demo import DEMO_ATTRIBUTION
 from index.lock import IndexBusy
-from index.manifest import read_manifest
 from newsdesk import __version__
 from newsdesk.errors import NewsdeskError
 from rag.retrieve import Filters
@@ -196,7 +196,7 @@ def _update_reply(report: IndexReport) -> UpdateReply:
     manifest = report.manifest
     return UpdateReply(
         summary=report.summary() if manifest is not None else "nothing changed",
-        index_version=Path(manifest.articles_file).stem if manifest is not None else None,
+        index_version=manifest.state if manifest is not None else None,
         added=report.added,
         changed=report.changed,
         unchanged=report.unchanged,
@@ -307,7 +307,7 @@ def _api(service: ChatService, admin: str | None) -> APIRouter:
         return StatusReply(
             ready=info is not None,
             index_dir=str(service.index_dir),
-            index_version=Path(manifest.articles_file).stem if manifest else None,
+            index_version=manifest.state if manifest else None,
             status=info,
             attribution=DEMO_ATTRIBUTION if demo else None,
             message=None if info is not None else service.no_index_message(),

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from index.build import Indexer, IndexReport, NothingToIndex, Progress
+from index.db import read_manifest
 from index.embed import Embedder
 from index.feeds import PollReport, add_feed, list_feeds, poll_feeds
 from index.feeds_store import FEEDS_DB, FeedRow, FeedStore
-from index.manifest import read_manifest
 from index.reader import IndexReader
 from index.status import index_status
 from index.store import StoreUnavailable
@@ -105,7 +105,7 @@ class ChatService:
                 return None
             # A state another process wrote (`newsdesk index update --local`, `watch`)
             # needs a Chroma client that reloads the vectors from disk.
-            external = manifest.articles_file != self._written
+            external = manifest.state != self._written
             reader = IndexReader(self.settings, self.embedder, fresh=external)
             if self.settings.answer.answerer == "llm":
                 if self._llm is None:
@@ -281,7 +281,7 @@ class ChatService:
             yield
         finally:
             manifest = read_manifest(self.index_dir)
-            self._written = manifest.articles_file if manifest is not None else None
+            self._written = manifest.state if manifest is not None else None
             self._writing.release()
 
     def _writer(self) -> Embedder:
