@@ -89,7 +89,11 @@ $(RAY): $(STAMP)
 	rm -f $(VENV)/.ray-*
 	touch $@
 
+# A demo index from before index.sqlite (its manifest.json) is rebuilt, not refused: it
+# is ours, and the rebuild keeps the conversations saved beside it.
 chat: setup
+	if [ -e $(DEMO_INDEX)/manifest.json ]; then \
+	  $(BIN)/newsdesk index build --demo --index-dir $(DEMO_INDEX); fi
 	$(BIN)/newsdesk index update --demo --index-dir $(DEMO_INDEX)
 	$(BIN)/newsdesk chat --index-dir $(DEMO_INDEX)
 
