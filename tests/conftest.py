@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from index.embed import Embedder
+from index.manifest import ArticleEntry, Manifest, now_iso
+from index.types import Article
 from newsdesk.settings import LLM_ENV, TOKEN_ENV, EmbeddingSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +77,29 @@ def service(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Any
     settings = make_settings(folder / "ix")
     Indexer(settings, embedder).build([write_jsonl(folder / "news.jsonl", NEWS)])
     return ChatService(settings, embedder)
+
+
+def make_manifest(articles: Sequence[Article] = (), **fields: Any) -> Manifest:
+    """A live state for tests that write the index database directly: each article one
+    chunk spanning its text; `fields` override the defaults (model, dimension, ...)."""
+    defaults: dict[str, Any] = {
+        "state": "test",
+        "newsdesk_version": "test",
+        "collection": "newsdesk-test",
+        "vectors_file": "vectors-test.f16",
+        "vector_rows": 0,
+        "chroma_url": None,
+        "model": "all-MiniLM-L6-v2",
+        "dimension": 384,
+        "chunk_tokens": 222,
+        "overlap_tokens": 32,
+        "title_tokens": 32,
+        "sources": [],
+        "created_at": now_iso(),
+        "updated_at": now_iso(),
+        "articles": {a.id: ArticleEntry(hash=a.hash, spans=[(0, len(a.text))]) for a in articles},
+    }
+    return Manifest(**(defaults | fields))
 
 
 def make_settings(index_dir: Path, **overrides: Any) -> Settings:

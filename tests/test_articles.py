@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from index.db import DB_FILE, IndexDB, read_articles
-from index.manifest import ArticleEntry, Manifest, UnusableIndex, now_iso
+from index.manifest import Manifest, UnusableIndex
 from index.types import Article
+from tests.conftest import make_manifest
 
 
 def article(article_id: str, text: str) -> Article:
@@ -29,23 +30,10 @@ ODD_IDS = ["plain", 'with "quotes" and \\ slash', "ünïcödé", "line\u2028sepa
 
 
 def manifest(articles: list[Article], state: str = "s1") -> Manifest:
-    return Manifest(
-        state=state,
-        newsdesk_version="test",
-        collection="newsdesk-test",
-        vectors_file="vectors-test.f16",
-        vector_rows=0,
-        chroma_url=None,
-        model="m",
-        dimension=4,
-        chunk_tokens=10,
-        overlap_tokens=1,
+    return make_manifest(
+        articles, state=state, model="m", dimension=4, chunk_tokens=10, overlap_tokens=1,
         title_tokens=1,
-        sources=[],
-        created_at=now_iso(),
-        updated_at=now_iso(),
-        articles={a.id: ArticleEntry(hash=a.hash, spans=[(0, len(a.text))]) for a in articles},
-    )
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from index.device import (
     gpu_possible,
 )
 from index.embed import Embedder
-from index.manifest import Manifest, now_iso
+from index.manifest import Manifest
 from newsdesk.settings import EmbeddingSettings, load_settings
+from tests.conftest import make_manifest
 
 CPU = Capabilities(cpu_flags=frozenset({"sse4_2", "avx2"}))
 CPU_BF16 = Capabilities(cpu_flags=frozenset({"avx2", "avx512f", "avx512_bf16"}))
@@ -175,23 +176,7 @@ def test_index_status_shows_the_device(tmp_path: Path) -> None:
 
 def _manifest() -> Manifest:
     """An empty index's state: status reads nothing else, so nothing is embedded."""
-    return Manifest(
-        newsdesk_version="test",
-        collection="newsdesk-test",
-        state="test",
-        vectors_file="vectors-test.f16",
-        vector_rows=0,
-        chroma_url=None,
-        model="all-MiniLM-L6-v2",
-        dimension=384,
-        chunk_tokens=222,
-        overlap_tokens=32,
-        title_tokens=32,
-        sources=[],
-        created_at=now_iso(),
-        updated_at=now_iso(),
-        articles={},
-    )
+    return make_manifest()
 
 
 def test_half_precision_vectors_are_unit_float32_and_close(embedder: Embedder) -> None:
