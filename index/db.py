@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from index.manifest import ArticleEntry, Manifest, UnusableIndex
-from index.types import Article
+from index.types import Article, ArticleInfo
 
 DB_FILE = "index.sqlite"
 SCHEMA = 1  # PRAGMA user_version; a database of another schema is refused by name
@@ -215,7 +217,7 @@ class IndexDB:
             manifest = _manifest(conn, self.path)
             if manifest is None:
                 return None
-            return manifest, _articles(conn, ids), _sentences(conn)
+            return manifest, _articles(conn, ids), _sentences(conn, ids)
 
     def read_texts(self) -> tuple[str, dict[str, Article]] | None:
         """The live state's name and its articles, read together (no spans, no vectors):
@@ -308,6 +310,56 @@ class IndexDB:
             conn.executemany("INSERT INTO duplicates VALUES (?, ?)", manifest.duplicates.items())
 
 
+class Snapshot:
+    """One read transaction held open for an index reader's lifetime, so what it reads
+    later (an article's text, its sentence rows) belongs to the state it opened,
+    whatever writers commit meanwhile: WAL keeps the pages the transaction sees. One
+    connection serves the reader's threads, one lookup at a time.
+
+    While it is open the WAL cannot be checkpointed past it, so the file grows with
+    every write until the reader is dropped; a reader is replaced as soon as it is
+    not current (`IndexReader.is_current`), so that is one update's worth.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("BEGIN")
+            self.manifest = _manifest(self._conn, path)  # the first read fixes the snapshot
+        except sqlite3.Error as exc:
+            self.close()
+            raise UnusableIndex(f"{path}: unreadable index database ({exc})") from exc
+        self.path = path
+
+    def infos(self) -> dict[str, ArticleInfo]:
+        with self._reading() as conn:
+            rows = conn.execute("SELECT id, date, source FROM articles").fetchall()
+        return {i: ArticleInfo(i, date, source) for i, date, source in rows}
+
+    def article(self, article_id: str) -> Article | None:
+        with self._reading() as conn:
+            return _articles(conn, [article_id]).get(article_id)
+
+    def sentences(self, article_id: str) -> SentenceRows | None:
+        with self._reading() as conn:
+            return _sentences(conn, [article_id]).get(article_id)
+
+    def close(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise UnusableIndex(f"{self.path}: unreadable index database ({exc})") from exc
+
+
 def _manifest(conn: sqlite3.Connection, path: Path) -> Manifest | None:
     (schema,) = conn.execute("PRAGMA user_version").fetchone()
     if schema == 0:
@@ -334,14 +386,21 @@ def _manifest(conn: sqlite3.Connection, path: Path) -> Manifest | None:
     return Manifest.model_construct(**state, articles=articles, duplicates=duplicates)
 
 
+def _rows(
+    conn: sqlite3.Connection, query: str, ids: Collection[str] | None
+) -> list[tuple[Any, ...]]:
+    """The rows `query` selects (id first) of the articles in `ids`, else all: one
+    lookup per id for a few, one scan for many."""
+    where = " AND" if " WHERE " in query else " WHERE"
+    if ids is not None and len(ids) <= _LOOKUPS:
+        return [r for i in ids for r in conn.execute(f"{query}{where} id = ?", (i,))]
+    wanted = None if ids is None else set(ids)
+    return [r for r in conn.execute(query) if wanted is None or r[0] in wanted]
+
+
 def _articles(conn: sqlite3.Connection, ids: Collection[str] | None) -> dict[str, Article]:
-    query = f"SELECT {_ARTICLE_COLUMNS} FROM articles"
-    if ids is None or len(ids) > _LOOKUPS:
-        wanted = None if ids is None else set(ids)
-        rows = [r for r in conn.execute(query) if wanted is None or r[0] in wanted]
-    else:
-        rows = [r for i in ids for r in conn.execute(query + " WHERE id = ?", (i,))]
     found = {}
+    rows = _rows(conn, f"SELECT {_ARTICLE_COLUMNS} FROM articles", ids)
     for article_id, h, title, text, url, date, source, author, metadata, origin in rows:
         found[article_id] = Article(
             id=article_id,
@@ -365,14 +424,9 @@ def _sentences(
         "SELECT id, sentence_spans, sentence_counts, vector_row, splitter FROM articles "
         "WHERE vector_row IS NOT NULL"
     )
-    if ids is None or len(ids) > _LOOKUPS:
-        wanted = None if ids is None else set(ids)
-        rows = [r for r in conn.execute(query) if wanted is None or r[0] in wanted]
-    else:
-        rows = [r for i in ids for r in conn.execute(query + " AND id = ?", (i,))]
     return {
         article_id: SentenceRows(spans, counts, row, splitter)
-        for article_id, spans, counts, row, splitter in rows
+        for article_id, spans, counts, row, splitter in _rows(conn, query, ids)
     }
 
 

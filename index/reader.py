@@ -1,29 +1,34 @@
 """A read-only, consistent view of one index state, for everything that asks questions.
 
 Everything comes from the state the index database named when the reader opened,
-read in one snapshot: the article texts, chunk and sentence spans, the Chroma
-collection (filtered to that state's article versions), the BM25 segments and the
-sentence-vector file, mapped read-only. A write that commits later does not disturb
-an open reader (rows and chunks it names are removed only by later writes, and a
-replaced file stays mapped); `IndexReader.is_current` tells when it is time to
-reopen. One reader serves concurrent questions: nothing in it changes after open.
+through one read transaction held for the reader's life (index.db.Snapshot): chunk
+spans and each article's date and source at open, an article's text and sentence rows
+when a passage needs them; the Chroma collection (filtered to that state's article
+versions), the BM25 segments and the sentence-vector file, mapped read-only. A write
+that commits later does not disturb an open reader (the transaction keeps its rows,
+Chroma chunks it names are removed only by later writes, and a replaced file stays
+mapped); `IndexReader.is_current` tells when it is time to reopen. One reader serves
+concurrent questions: nothing in it changes after open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from functools import lru_cache
 
-from index.db import IndexDB, SentenceRows
+from index.db import IndexDB, SentenceRows, Snapshot
 from index.embed import Embedder
 from index.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
 from index.manifest import Manifest, UnusableIndex, check_compatible
 from index.sentences import sentence_spans
 from index.sentvecs import SentenceVectors
 from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
+from index.types import Article
 from index.vectors import VectorArray
 from newsdesk.settings import Settings
 
 _OPEN_TRIES = 3  # a build may replace the vector file between the snapshot and the mapping
+_CACHED = 512  # articles (and their sentence rows) kept decoded: a few questions' worth
 
 
 class IndexReader:
@@ -34,29 +39,39 @@ class IndexReader:
         self.settings = settings
         self.db = IndexDB(settings.index_dir)
         for attempt in range(_OPEN_TRIES):
-            live = self.db.read_live()
-            if live is None:
-                raise UnusableIndex(
-                    f"no index in {settings.index_dir}: build one with "
-                    "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
-                )
-            manifest, self.articles, self._rows = live
-            self.manifest: Manifest = manifest
+            snapshot, manifest = self._snapshot()
             path = settings.index_dir / manifest.vectors_file
             try:
                 self._vectors = VectorArray(path, manifest.dimension, manifest.vector_rows)
                 root = settings.index_dir / LEXICAL_DIR
-                live_chunks = self.chunk_ids(manifest.articles)
+                live_chunks = self.chunk_ids_of(manifest, manifest.articles)
                 self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live_chunks)
                 break
             except (UnusableIndex, LexicalIndexError):
+                snapshot.close()
                 # files of a state a writer replaced meanwhile: read the new one
                 if attempt == _OPEN_TRIES - 1 or self.db.version() == manifest.state:
                     raise
+        self.manifest: Manifest = manifest
+        self._state = snapshot
+        self.articles = ArticleTexts(snapshot, manifest.articles)
+        self.infos = snapshot.infos()
+        self._sentence_rows = lru_cache(maxsize=_CACHED)(snapshot.sentences)
         self.embedder = embedder or Embedder(settings.embedding)
         check_compatible(manifest, settings, self.embedder.model_id)
         client = chroma_client(settings, fresh=fresh)
         self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
+
+    def _snapshot(self) -> tuple[Snapshot, Manifest]:
+        if self.db.exists():
+            snapshot = Snapshot(self.db.path)
+            if snapshot.manifest is not None:
+                return snapshot, snapshot.manifest
+            snapshot.close()
+        raise UnusableIndex(
+            f"no index in {self.settings.index_dir}: build one with "
+            "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
+        )
 
     @property
     def version(self) -> str:
@@ -76,7 +91,11 @@ class IndexReader:
         return entry is not None and entry.hash[:12] == hash_prefix and number < entry.chunks
 
     def chunk_ids(self, article_ids: Iterable[str]) -> list[str]:
-        entries = self.manifest.articles
+        return self.chunk_ids_of(self.manifest, article_ids)
+
+    @staticmethod
+    def chunk_ids_of(manifest: Manifest, article_ids: Iterable[str]) -> list[str]:
+        entries = manifest.articles
         return [
             chunk
             for article_id in article_ids
@@ -92,7 +111,7 @@ class IndexReader:
 
     def sentences(self, article_id: str) -> list[tuple[int, int]]:
         """Sentence spans of an article: as stored at index time, else split now."""
-        found = self._rows.get(article_id)
+        found = self._sentence_rows(article_id)
         if found is not None:
             return found.spans
         return sentence_spans(self.articles[article_id].text)
@@ -101,5 +120,30 @@ class IndexReader:
         """The article's sentence vectors from index time (None when it has none, or
         from another sentence splitter): read from the mapped file, so the page cache,
         not this process, holds the ones in use."""
-        found: SentenceRows | None = self._rows.get(article_id)
+        found: SentenceRows | None = self._sentence_rows(article_id)
         return self._vectors.read(found) if found is not None else None
+
+
+class ArticleTexts(Mapping[str, Article]):
+    """The state's articles by id, read from the reader's snapshot when asked for and
+    the most recent kept: a question reads a few dozen, and holding all of them would
+    cost more memory than the rest of the index (1 GB of text at a million chunks)."""
+
+    def __init__(self, snapshot: Snapshot, ids: Collection[str]) -> None:
+        self._ids = ids
+        self._read = lru_cache(maxsize=_CACHED)(snapshot.article)
+
+    def __getitem__(self, article_id: str) -> Article:
+        found = self._read(article_id) if article_id in self._ids else None
+        if found is None:
+            raise KeyError(article_id)
+        return found
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -16,6 +16,17 @@ MetadataValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleInfo:
+    """What date and source filters read of an article (rag.retrieve.Filters, rag.when).
+    An index reader keeps one per article in memory and reads texts only when a passage
+    needs them: at archive size the texts alone would take gigabytes."""
+
+    id: str
+    date: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One article as loaded from a source.
 

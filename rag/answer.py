@@ -131,7 +131,7 @@ class ExtractiveAnswerer:
             question,
             query,
             filters or Filters(),
-            self.reader.articles.values(),
+            self.reader.infos.values(),
             undated=self.settings.retrieval.undated,
             as_of=self.settings.answer.as_of,
         )

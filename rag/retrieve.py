@@ -13,7 +13,7 @@ from typing import Any
 
 from index.dates import epoch_seconds, normalize_date
 from index.reader import IndexReader
-from index.types import Article
+from index.types import Article, ArticleInfo
 from newsdesk.settings import RetrievalSettings
 
 _DAY = 86_400
@@ -61,7 +61,7 @@ class Filters:
     def _range(self) -> tuple[int | None, int | None]:
         return _bounds(self.since, self.until, self.as_of)
 
-    def matches(self, article: Article, include_undated: bool = False) -> bool:
+    def matches(self, article: Article | ArticleInfo, include_undated: bool = False) -> bool:
         """The same rule as `where()`, for the BM25 leg, which filters in Python."""
         if self.sources and article.source not in self.sources:
             return False
@@ -168,8 +168,8 @@ class Retriever:
         """Ids of the undated articles the filters would admit but for their date bounds."""
         if not filters.dated:
             return []
-        articles = self.reader.articles.values()
-        return [a.id for a in articles if not a.date and filters.matches(a, include_undated=True)]
+        infos = self.reader.infos.values()
+        return [a.id for a in infos if not a.date and filters.matches(a, include_undated=True)]
 
     def _dense(self, query: str, filters: Filters) -> dict[str, float]:
         reader = self.reader
@@ -181,9 +181,8 @@ class Retriever:
     def _lexical(self, query: str, filters: Filters) -> dict[str, float]:
         allowed = None
         if filters:
-            articles = self.reader.articles.values()
             include = self.settings.undated == "include"
-            admitted = (a.id for a in articles if filters.matches(a, include))
+            admitted = (a.id for a in self.reader.infos.values() if filters.matches(a, include))
             allowed = set(self.reader.chunk_ids(admitted))
         return dict(self.reader.lexical.search(query, self.settings.candidates, allowed))
 

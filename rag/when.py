@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 from dateutil.relativedelta import relativedelta
 
 from index.text import NUMBER_WORDS, QUESTION_STOPWORDS, tokenize
-from index.types import Article
+from index.types import Article, ArticleInfo
 from rag.retrieve import Filters
 from rag.types import TimeReading
 
@@ -225,7 +225,7 @@ def place_in_time(
     question: str,
     query: str,
     filters: Filters,
-    articles: Collection[Article],
+    articles: Collection[Article] | Collection[ArticleInfo],
     undated: Undated = "exclude",
     as_of: date | None = None,
     today: date | None = None,
@@ -295,7 +295,9 @@ def place_in_time(
     )
 
 
-def _scope_notes(filters: Filters, articles: Collection[Article], undated: Undated) -> list[str]:
+def _scope_notes(
+    filters: Filters, articles: Collection[Article] | Collection[ArticleInfo], undated: Undated
+) -> list[str]:
     """What the date bounds, wherever they came from, keep out of the answer."""
     notes = []
     if filters.as_of:
@@ -468,7 +470,9 @@ def _without(query: str, question: str, spans: Iterable[tuple[str, int, int]]) -
     return cut + query[len(question) :] if tokenize(cut) else query
 
 
-def _undated_left_out(filters: Filters, articles: Collection[Article]) -> int:
+def _undated_left_out(
+    filters: Filters, articles: Collection[Article] | Collection[ArticleInfo]
+) -> int:
     if not filters.dated:
         return 0
     return sum(1 for a in articles if not a.date and filters.matches(a, include_undated=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def top_articles(settings: Settings, embedder: Embedder, query: str, k: int = 1)
     return [p.article.id for p in Retriever(reader, settings.retrieval).retrieve(query, k=k)]
 
 
-def assert_exact_citations(answer: Any, articles: dict[str, Any]) -> None:
+def assert_exact_citations(answer: Any, articles: Mapping[str, Any]) -> None:
     """The citation contract: every citation is an exact span of its article."""
     for citation in answer.citations:
         article = articles[citation.article_id]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from index.db import DB_FILE, IndexDB, read_articles
+from index.db import DB_FILE, IndexDB, Snapshot, read_articles
 from index.manifest import Manifest, UnusableIndex
 from index.types import Article
 from tests.conftest import make_manifest
@@ -65,6 +65,30 @@ def test_a_commit_replaces_removes_and_adds_in_one_switch(db: IndexDB) -> None:
     assert got[ODD_IDS[1]].text == "A corrected text."
     assert got[ODD_IDS[0]] == before[ODD_IDS[0]]
     assert db.version() == "s2"
+
+
+def test_a_snapshot_reads_the_state_it_opened_after_later_commits(db: IndexDB) -> None:
+    """A reader reads texts lazily through its snapshot: a commit made meanwhile (a
+    changed, a removed and a new article) must not show through until it reopens."""
+    snapshot = Snapshot(db.path)
+    try:
+        assert snapshot.manifest is not None and snapshot.manifest.state == "s1"
+        before = read_articles(db.index_dir)
+        changed = article(ODD_IDS[1], "A corrected text.")
+        kept = [before[i] for i in ODD_IDS if i not in (ODD_IDS[1], ODD_IDS[2])]
+        db.commit(manifest([*kept, changed], "s2"), [changed], {}, drop=[ODD_IDS[2]])
+        assert db.version() == "s2"
+        assert snapshot.article(ODD_IDS[1]) == before[ODD_IDS[1]]
+        assert snapshot.article(ODD_IDS[2]) == before[ODD_IDS[2]]
+        assert sorted(snapshot.infos()) == sorted(ODD_IDS)
+        assert snapshot.infos()[ODD_IDS[0]].date == "2024-05-01"
+    finally:
+        snapshot.close()
+    fresh = Snapshot(db.path)
+    try:
+        assert fresh.article(ODD_IDS[1]) == changed and fresh.article(ODD_IDS[2]) is None
+    finally:
+        fresh.close()
 
 
 def test_read_parses_only_the_named_articles(db: IndexDB) -> None:

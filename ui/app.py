@@ -10,7 +10,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -423,7 +423,7 @@ def clear() -> tuple[Messages, list[Answer], str, str]:
     return [], [], sources_html([], None, {}), ""
 
 
-def _articles(service: ChatService) -> dict[str, Any]:
+def _articles(service: ChatService) -> Mapping[str, Any]:
     answerer = service.answerer()
     return {} if answerer is None else answerer.reader.articles
 

@@ -171,7 +171,7 @@ class ChatService:
         answerer = self.answerer()
         if answerer is None:
             return []
-        return sorted({a.source for a in answerer.reader.articles.values() if a.source})
+        return sorted({a.source for a in answerer.reader.infos.values() if a.source})
 
     def add(
         self, uploads: Sequence[Upload], progress: Progress | None = None
