@@ -10,7 +10,6 @@ import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -188,45 +187,18 @@ def parse_chunk_id(chunk: str) -> tuple[str, str, int]:
     return article_id, hash_prefix, int(number)
 
 
-def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, str | int]:
-    """What a hit needs to be cited and filtered without reading the article file."""
-    meta: dict[str, str | int] = {
-        "article_id": article.id,
-        "hash": article.hash,
-        "chunk": chunk.index,
-        "start": chunk.start,
-        "end": chunk.end,
-        "title": article.title,
-        "url": article.url,
-        "source": article.source,
-        "author": article.author,
-    }
+FILTER_FIELDS = ("article_id", "source", "date_ts")
+
+
+def chunk_metadata(article: Article) -> dict[str, str | int]:
+    """The fields the dense leg filters on (rag.retrieve.Filters.where), and nothing else:
+    texts, spans and titles live in the index database, and each chunk's text and ten
+    fields in Chroma made writing it 4x slower (55.9 s against 13.4 s for 20k chunks,
+    most of it Chroma indexing the texts for its own full-text search)."""
+    meta: dict[str, str | int] = {"article_id": article.id, "source": article.source}
     if article.date:
-        meta["date"] = article.date
         meta["date_ts"] = epoch_seconds(article.date)
     return meta
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One retrieved chunk: its text, where it sits in its article, and how close it was."""
-
-    id: str
-    text: str
-    metadata: Mapping[str, Any]
-    distance: float
-
-    @property
-    def article_id(self) -> str:
-        return str(self.metadata["article_id"])
-
-    @property
-    def start(self) -> int:
-        return int(self.metadata["start"])
-
-    @property
-    def end(self) -> int:
-        return int(self.metadata["end"])
 
 
 class ChunkStore:
@@ -287,8 +259,7 @@ class ChunkStore:
                 self.collection.upsert(
                     ids=[chunk_id(article, chunk) for article, chunk in batch],
                     embeddings=vectors[lo:hi],
-                    documents=[chunk.text for _, chunk in batch],
-                    metadatas=[chunk_metadata(article, chunk) for article, chunk in batch],
+                    metadatas=[chunk_metadata(article) for article, _ in batch],
                 )
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
@@ -314,37 +285,25 @@ class ChunkStore:
             if len(page) < _PAGE:
                 return found
 
-    def records(self, ids: Sequence[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(id, text, metadata) of the chunks among `ids` that the collection holds."""
+    def metadata(self, ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, metadata) of the chunks among `ids` that the collection holds."""
         for lo, hi in _batches(len(ids), _PAGE):
             with _reaching(self.url):
-                got = self.collection.get(ids=list(ids[lo:hi]), include=["documents", "metadatas"])
-            docs, metas = got["documents"] or [], got["metadatas"] or []
-            for chunk, doc, meta in zip(got["ids"], docs, metas, strict=True):
-                yield chunk, str(doc), dict(meta or {})
+                got = self.collection.get(ids=list(ids[lo:hi]), include=["metadatas"])
+            for chunk, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                yield chunk, dict(meta or {})
 
     def delete(self, ids: Sequence[str]) -> None:
         for lo, hi in _batches(len(ids), _WRITE_BATCH):
             with _reaching(self.url):
                 self.collection.delete(ids=list(ids[lo:hi]))
 
-    def query(self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
-        result = self._query(vector, k, where, ["documents", "metadatas", "distances"])
-        ids = result["ids"][0]
-        docs = (result["documents"] or [[]])[0]
-        metas = (result["metadatas"] or [[]])[0]
-        dists = (result["distances"] or [[]])[0]
-        return [
-            Hit(id=i, text=str(d), metadata=dict(m or {}), distance=float(s))
-            for i, d, m, s in zip(ids, docs, metas, dists, strict=True)
-        ]
-
     def nearest(
         self, vector: Vectors, k: int, where: Mapping[str, Any] | None = None
     ) -> list[tuple[str, float]]:
-        """(chunk id, cosine distance) of the `k` nearest chunks, the same hits as `query`.
-        Without their texts and metadata: reading those from Chroma cost a question's
-        dense leg 12 of its 15 CPU-ms on the SQuAD subset's index (1,779 chunks)."""
+        """(chunk id, cosine distance) of the `k` nearest chunks. Ids and distances only:
+        reading metadata too cost a question's dense leg 12 of its 15 CPU-ms on the SQuAD
+        subset's index (1,779 chunks); a chunk id names its article version."""
         result = self._query(vector, k, where, ["distances"])
         dists = (result["distances"] or [[]])[0]
         return [(i, float(s)) for i, s in zip(result["ids"][0], dists, strict=True)]

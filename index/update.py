@@ -21,7 +21,7 @@ from index.lexical import compact, segment_of
 from index.load import load_sources
 from index.lock import WriteLock
 from index.manifest import ArticleEntry, Manifest, check_compatible, now_iso
-from index.store import ChunkStore, chroma_client, chunk_ids
+from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
 from index.types import Article, Problem
 from index.vectors import VectorArray, VectorFile, vectors_name
 from index.write import (
@@ -189,11 +189,12 @@ def _duplicates_after(
         probes = ids[:: max(1, len(ids) // _COPY_PROBES)][:_COPY_PROBES]
         found = set()
         for vector in store.vectors(probes).values():
-            for hit in store.query(vector, _COPY_NEIGHBOURS):
-                other = live.get(hit.article_id)
-                current = other is not None and other.hash == hit.metadata.get("hash")
-                if current and hit.distance <= _COPY_DISTANCE:
-                    found.add(hit.article_id)
+            for chunk, distance in store.nearest(vector, _COPY_NEIGHBOURS):
+                other_id, hash_prefix, _ = parse_chunk_id(chunk)
+                other = live.get(other_id)
+                current = other is not None and other.hash[:12] == hash_prefix
+                if current and distance <= _COPY_DISTANCE:
+                    found.add(other_id)
         return found
 
     found = update_duplicates(

@@ -7,7 +7,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -74,13 +74,9 @@ def test_damage_and_leftovers_are_named_and_repaired_from_the_stored_texts(
     harbour = f"harbour:{manifest.articles['harbour'].hash[:12]}:0"
     collection.delete(ids=[chess])
     got = collection.get(ids=[harbour], include=["embeddings", "metadatas"])
-    collection.upsert(
-        ids=[harbour],
-        embeddings=got["embeddings"],
-        metadatas=got["metadatas"],
-        documents=["text that is not in the article"],
-    )
-    collection.upsert(ids=["gone:0123456789ab:0"], embeddings=[[0.1] * 384], documents=["x"])
+    metadata = cast(list[dict[str, Any]], got["metadatas"])[0] | {"source": "Another outlet"}
+    collection.upsert(ids=[harbour], embeddings=got["embeddings"], metadatas=[metadata])
+    collection.upsert(ids=["gone:0123456789ab:0"], embeddings=[[0.1] * 384])
     shutil.rmtree(built.index_dir / LEXICAL_DIR / manifest.lexical_segments[0])
     _sql(built, "UPDATE articles SET vector_row = NULL WHERE id = 'orchard'")
     (built.index_dir / "vectors-20990101-000000-abcdef.f16").write_bytes(b"\0" * 768)
@@ -90,7 +86,7 @@ def test_damage_and_leftovers_are_named_and_repaired_from_the_stored_texts(
     text = "\n".join(found.lines())
     assert f"1 chunks the manifest names are missing from collection {manifest.collection}" in text
     assert chess in text
-    assert "1 articles have chunks in Chroma whose text or span differs" in text
+    assert "1 articles have chunks in Chroma whose filter fields (source, date) differ" in text
     assert "not a lexical segment" in text
     assert "1 articles have no usable sentence vectors" in text and "orchard" in text
     assert "leftover: 1 chunks in the collection" in text and "gone:0123456789ab:0" in text
