@@ -262,7 +262,7 @@ def _check_lexical(report: CheckReport, manifest: Manifest, index_dir: Path) -> 
     held: set[str] = set()
     for name in manifest.lexical_segments:
         try:
-            held.update(Segment.load(index_dir / LEXICAL_DIR / name, TOKENIZER).ids)
+            held.update(Segment.load(index_dir / LEXICAL_DIR / name, TOKENIZER, verify=True).ids)
         except LexicalIndexError as exc:
             report.damage.append(str(exc))
             report.lexical = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,7 +79,6 @@ class LexicalIndex:
         self._count = int(self._live.sum())
         total_length = float(self._lengths[self._live].sum())
         self._average = total_length / self._count if self._count else 0.0
-        self._position = {self._ids[row]: row for row in np.flatnonzero(self._live).tolist()}
 
     @classmethod
     def open(cls, root: Path, names: Sequence[str], live: Collection[str]) -> LexicalIndex:
@@ -141,6 +141,12 @@ class LexicalIndex:
         rows, tfs = np.concatenate(row_parts), np.concatenate(tf_parts)
         alive = self._live[rows]
         return rows[alive], tfs[alive]
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        """Row of each live chunk id, for filtered searches only: a million-chunk index
+        would spend 100 MB and a second of every open on it."""
+        return {self._ids[row]: row for row in np.flatnonzero(self._live).tolist()}
 
     def _mask(self, allowed: Collection[str]) -> npt.NDArray[np.bool_]:
         """True at the rows of the allowed chunks; ids not live here are ignored."""

@@ -201,8 +201,10 @@ class Segment:
         fsync_dir(directory.parent)
 
     @classmethod
-    def load(cls, directory: Path, tokenizer: str) -> Segment:
-        """Open a saved segment; postings are memory-mapped so start-up stays quick."""
+    def load(cls, directory: Path, tokenizer: str, verify: bool = False) -> Segment:
+        """Open a saved segment; postings are memory-mapped so start-up stays quick.
+        Sizes are always checked; `verify` (index check) also reads every posting to
+        check its row is in range: at a million chunks that is a GB read at each open."""
         directory = Path(directory)
         meta_path = directory / META_FILE
         if not meta_path.is_file():
@@ -237,7 +239,11 @@ class Segment:
             and all(arrays[name].ndim == 1 for name in _ARRAYS)
             and int(indptr[0]) == 0
             and int(indptr[-1]) == len(rows) == len(arrays["tfs"]) == meta.get("postings")
-            and (len(rows) == 0 or (int(rows.min()) >= 0 and int(rows.max()) < len(ids)))
+            and (
+                not verify
+                or len(rows) == 0
+                or (int(rows.min()) >= 0 and int(rows.max()) < len(ids))
+            )
         )
         if not consistent:
             raise LexicalIndexError(

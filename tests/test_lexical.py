@@ -262,7 +262,6 @@ def _row_out_of_range(directory: Path) -> None:
         _old_tokenizer,
         _truncate_postings,
         _drop_vocab,
-        _row_out_of_range,
     ],
 )
 def test_load_of_a_damaged_index_raises_the_clear_error(
@@ -271,6 +270,17 @@ def test_load_of_a_damaged_index_raises_the_clear_error(
     damage(tmp_path / "lex")
     with pytest.raises(LexicalIndexError, match=str(tmp_path / "lex")):
         load(tmp_path / "lex")
+
+
+def test_a_posting_out_of_range_is_found_when_verifying(
+    built: LexicalIndex, tmp_path: Path
+) -> None:
+    """Opening checks sizes only (reading every posting would read a GB at a million
+    chunks); `index check` verifies each posting's row."""
+    _row_out_of_range(tmp_path / "lex")
+    Segment.load(tmp_path / "lex", TOKENIZER)
+    with pytest.raises(LexicalIndexError, match=str(tmp_path / "lex")):
+        Segment.load(tmp_path / "lex", TOKENIZER, verify=True)
 
 
 def test_lexical_index_error_is_a_value_error() -> None:
