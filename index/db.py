@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from index.manifest import ArticleEntry, Manifest, UnusableIndex
+from index.manifest import ArticleEntry, Manifest, UnusableIndex, pack_spans, unpack_spans
 from index.types import Article, ArticleInfo
 
 DB_FILE = "index.sqlite"
@@ -135,15 +135,6 @@ class SentenceRows:
     @property
     def counts(self) -> npt.NDArray[np.float32]:
         return np.frombuffer(self.packed_counts, dtype="<f4").astype(np.float32)
-
-
-def pack_spans(spans: Iterable[tuple[int, int]]) -> bytes:
-    return np.asarray(list(spans), dtype="<i4").reshape(-1, 2).tobytes()
-
-
-def unpack_spans(blob: bytes) -> list[tuple[int, int]]:
-    flat = np.frombuffer(blob, dtype="<i4").tolist()
-    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 class IndexDB:
@@ -379,7 +370,7 @@ def _manifest(conn: sqlite3.Connection, path: Path) -> Manifest | None:
     state["includes_demo"] = bool(state["includes_demo"])
     state["state"] = state.pop("version")
     articles = {
-        article_id: ArticleEntry(h, unpack_spans(blob))
+        article_id: ArticleEntry(h, blob)
         for article_id, h, blob in conn.execute("SELECT id, hash, chunk_spans FROM articles")
     }
     duplicates = dict(conn.execute("SELECT article_id, canonical FROM duplicates").fetchall())
@@ -444,7 +435,7 @@ def _article_row(
         article.author,
         json.dumps(dict(article.metadata), ensure_ascii=False),
         article.origin,
-        pack_spans(entry.spans),
+        entry.packed,
         sentences.packed_spans if sentences else None,
         sentences.packed_counts if sentences else None,
         sentences.row if sentences else None,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from newsdesk.errors import NewsdeskError
@@ -26,15 +28,38 @@ class UnusableIndex(NewsdeskError, RuntimeError):
 
 @dataclass(slots=True)
 class ArticleEntry:
-    """One indexed article version and the spans of its chunks, in chunk order. A plain
-    dataclass: opening an index makes one per article, and a pydantic model cost 9 µs each."""
+    """One indexed article version and the spans of its chunks, in chunk order, kept
+    packed as the index database stores them (int32 start, end pairs). A plain
+    dataclass, packed: opening an index makes one per article, a pydantic model cost
+    9 µs each, and a million chunks' spans as Python tuples took 130 MB and 0.5 s."""
 
     hash: str
-    spans: list[tuple[int, int]]
+    packed: bytes
+
+    @classmethod
+    def of(cls, article_hash: str, spans: Iterable[tuple[int, int]]) -> ArticleEntry:
+        return cls(article_hash, pack_spans(spans))
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        return unpack_spans(self.packed)
 
     @property
     def chunks(self) -> int:
-        return len(self.spans)
+        return len(self.packed) // 8
+
+    def span(self, number: int) -> tuple[int, int]:
+        start, end = np.frombuffer(self.packed, dtype="<i4", count=2, offset=8 * number)
+        return int(start), int(end)
+
+
+def pack_spans(spans: Iterable[tuple[int, int]]) -> bytes:
+    return np.asarray(list(spans), dtype="<i4").reshape(-1, 2).tobytes()
+
+
+def unpack_spans(blob: bytes) -> list[tuple[int, int]]:
+    flat = np.frombuffer(blob, dtype="<i4").tolist()
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 class Manifest(BaseModel):

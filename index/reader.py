@@ -106,7 +106,7 @@ class IndexReader:
     def chunk_span(self, chunk_id: str) -> tuple[str, int, int]:
         """(article id, start, end) of a live chunk."""
         article_id, _, number = parse_chunk_id(chunk_id)
-        start, end = self.manifest.articles[article_id].spans[number]
+        start, end = self.manifest.articles[article_id].span(number)
         return article_id, start, end
 
     def sentences(self, article_id: str) -> list[tuple[int, int]]:

@@ -174,9 +174,7 @@ class StateWriter:
                 article.id, article.text, spans, params.chunk_tokens, params.overlap_tokens
             )
             rows.extend((article, chunk) for chunk in chunks)
-            entries[article.id] = ArticleEntry(
-                hash=article.hash, spans=[(c.start, c.end) for c in chunks]
-            )
+            entries[article.id] = ArticleEntry.of(article.hash, [(c.start, c.end) for c in chunks])
         titles = {a.id: self.title_prefix(a.title, params.title_tokens) for a in articles}
         sentences: dict[str, SentenceRows] = {}
 

@@ -97,7 +97,7 @@ def make_manifest(articles: Sequence[Article] = (), **fields: Any) -> Manifest:
         "sources": [],
         "created_at": now_iso(),
         "updated_at": now_iso(),
-        "articles": {a.id: ArticleEntry(hash=a.hash, spans=[(0, len(a.text))]) for a in articles},
+        "articles": {a.id: ArticleEntry.of(a.hash, [(0, len(a.text))]) for a in articles},
     }
     return Manifest(**(defaults | fields))
 
