@@ -91,11 +91,12 @@ class LexicalIndex:
         return f"LexicalIndex(segments={len(self.segments)}, chunks={self._count})"
 
     def search(
-        self, query: str, k: int, allowed: Collection[str] | None = None
+        self, query: str, k: int, allowed: Collection[str] | npt.NDArray[np.bool_] | None = None
     ) -> list[tuple[str, float]]:
         """Top-`k` (chunk id, BM25 score) with score > 0, best first.
 
-        With `allowed`, only those chunks compete, however few they are: every chunk is
+        With `allowed` (chunk ids, or a mask over rows: see `row_articles`), only those
+        chunks compete, however few they are: every chunk is
         scored and the rest are masked out before ranking, so a metadata filter never
         starves the result the way "retrieve k, then filter" would. Ties rank in index
         order so results are reproducible.
@@ -116,7 +117,9 @@ class LexicalIndex:
         if scores is None:
             return []
         matching = scores > 0
-        if allowed is not None:
+        if isinstance(allowed, np.ndarray):
+            matching &= allowed
+        elif allowed is not None:
             matching &= self._mask(allowed)
         rows = np.flatnonzero(matching)
         hits = scores[rows]
@@ -141,6 +144,14 @@ class LexicalIndex:
         rows, tfs = np.concatenate(row_parts), np.concatenate(tf_parts)
         alive = self._live[rows]
         return rows[alive], tfs[alive]
+
+    def row_articles(self, number: Mapping[str, int]) -> npt.NDArray[np.int64]:
+        """Each row's article as `number` numbers them (-1: a dead row, or an article not
+        numbered), so a filter over articles becomes a mask over rows by indexing."""
+        found = np.full(len(self._ids), -1, dtype=np.int64)
+        for row in np.flatnonzero(self._live).tolist():
+            found[row] = number.get(self._ids[row].rsplit(":", 2)[0], -1)
+        return found
 
     @cached_property
     def _position(self) -> dict[str, int]:

@@ -14,8 +14,12 @@ concurrent questions: nothing in it changes after open.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
+import numpy as np
+import numpy.typing as npt
+
+from index.dates import epoch_seconds
 from index.db import IndexDB, SentenceRows, Snapshot
 from index.embed import Embedder
 from index.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
@@ -23,7 +27,7 @@ from index.manifest import Manifest, UnusableIndex, check_compatible
 from index.sentences import sentence_spans
 from index.sentvecs import SentenceVectors
 from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
-from index.types import Article
+from index.types import Article, ArticleInfo
 from index.vectors import VectorArray
 from newsdesk.settings import Settings
 
@@ -72,6 +76,16 @@ class IndexReader:
             f"no index in {self.settings.index_dir}: build one with "
             "`newsdesk index build SOURCE...` (or `newsdesk index build --demo`)"
         )
+
+    @cached_property
+    def table(self) -> ArticleTable:
+        """Built on the first filtered question, not at open: most questions have none."""
+        return ArticleTable(self.infos.values())
+
+    @cached_property
+    def lexical_articles(self) -> npt.NDArray[np.int64]:
+        """The article (its number in `table`) of each keyword-index row, -1 for dead rows."""
+        return self.lexical.row_articles(self.table.number)
 
     @property
     def version(self) -> str:
@@ -147,3 +161,43 @@ class ArticleTexts(Mapping[str, Article]):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+class ArticleTable:
+    """Every article's date and source as arrays, so that a filter tests a whole archive
+    in one numpy expression: a Python test per article took ~120 ms a question at
+    100,000 articles, and a date word in a news question is enough to make one. The
+    arrays are made on first use: most questions have no filter."""
+
+    def __init__(self, infos: Iterable[Article | ArticleInfo]) -> None:
+        self._infos = list(infos)
+        self.ids = [a.id for a in self._infos]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def number(self) -> dict[str, int]:
+        return {article_id: n for n, article_id in enumerate(self.ids)}
+
+    @cached_property
+    def stamps(self) -> npt.NDArray[np.float64]:
+        """Publication dates in epoch seconds; NaN for an undated article."""
+        dates = (epoch_seconds(a.date) if a.date else np.nan for a in self._infos)
+        return np.fromiter(dates, dtype=np.float64, count=len(self._infos))
+
+    @cached_property
+    def dated(self) -> npt.NDArray[np.bool_]:
+        return ~np.isnan(self.stamps)
+
+    def of_sources(self, sources: Iterable[str]) -> npt.NDArray[np.bool_]:
+        wanted = set(sources)
+        return np.fromiter((a.source in wanted for a in self._infos), np.bool_, len(self._infos))
+
+    def of_ids(self, article_ids: Iterable[str]) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(len(self.ids), dtype=np.bool_)
+        mask[[self.number[i] for i in article_ids if i in self.number]] = True
+        return mask
+
+    def ids_of(self, mask: npt.NDArray[np.bool_]) -> list[str]:
+        return [self.ids[n] for n in np.flatnonzero(mask).tolist()]

@@ -131,7 +131,7 @@ class ExtractiveAnswerer:
             question,
             query,
             filters or Filters(),
-            self.reader.infos.values(),
+            self.reader.table,
             undated=self.settings.retrieval.undated,
             as_of=self.settings.answer.as_of,
         )

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from index.dates import epoch_seconds, normalize_date
-from index.reader import IndexReader
-from index.types import Article, ArticleInfo
+from index.reader import ArticleTable, IndexReader
+from index.types import Article
 from newsdesk.settings import RetrievalSettings
 
 _DAY = 86_400
@@ -61,19 +64,22 @@ class Filters:
     def _range(self) -> tuple[int | None, int | None]:
         return _bounds(self.since, self.until, self.as_of)
 
-    def matches(self, article: Article | ArticleInfo, include_undated: bool = False) -> bool:
-        """The same rule as `where()`, for the BM25 leg, which filters in Python."""
-        if self.sources and article.source not in self.sources:
-            return False
-        if self.article_ids and article.id not in self.article_ids:
-            return False
+    def admitted(self, table: ArticleTable, include_undated: bool = False) -> npt.NDArray[np.bool_]:
+        """Which articles of `table` the filters admit: the same rule as `where()` (the
+        dense leg's, which Chroma applies), for the BM25 leg and the time scope."""
+        mask = np.ones(len(table), dtype=np.bool_)
+        if self.sources:
+            mask &= table.of_sources(self.sources)
+        if self.article_ids:
+            mask &= table.of_ids(self.article_ids)
         low, high = self._range()
         if low is None and high is None:
-            return True
-        if not article.date:
-            return include_undated
-        stamp = epoch_seconds(article.date)
-        return (low is None or stamp >= low) and (high is None or stamp <= high)
+            return mask
+        with np.errstate(invalid="ignore"):  # NaN, an undated article, compares False
+            inside = (table.stamps >= (low if low is not None else -np.inf)) & (
+                table.stamps <= (high if high is not None else np.inf)
+            )
+        return mask & (inside | (~table.dated if include_undated else False))
 
     def where(self, undated_ids: Collection[str] | None = None) -> dict[str, Any] | None:
         """The Chroma metadata filter for the dense leg.
@@ -168,8 +174,8 @@ class Retriever:
         """Ids of the undated articles the filters would admit but for their date bounds."""
         if not filters.dated:
             return []
-        infos = self.reader.infos.values()
-        return [a.id for a in infos if not a.date and filters.matches(a, include_undated=True)]
+        table = self.reader.table
+        return table.ids_of(filters.admitted(table, include_undated=True) & ~table.dated)
 
     def _dense(self, query: str, filters: Filters) -> dict[str, float]:
         reader = self.reader
@@ -181,9 +187,9 @@ class Retriever:
     def _lexical(self, query: str, filters: Filters) -> dict[str, float]:
         allowed = None
         if filters:
-            include = self.settings.undated == "include"
-            admitted = (a.id for a in self.reader.infos.values() if filters.matches(a, include))
-            allowed = set(self.reader.chunk_ids(admitted))
+            admitted = filters.admitted(self.reader.table, self.settings.undated == "include")
+            rows = self.reader.lexical_articles
+            allowed = (rows >= 0) & admitted[rows]
         return dict(self.reader.lexical.search(query, self.settings.candidates, allowed))
 
     def _passage(

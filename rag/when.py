@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from dateutil.relativedelta import relativedelta
 
+from index.reader import ArticleTable
 from index.text import NUMBER_WORDS, QUESTION_STOPWORDS, tokenize
-from index.types import Article, ArticleInfo
 from rag.retrieve import Filters
 from rag.types import TimeReading
 
@@ -225,7 +225,7 @@ def place_in_time(
     question: str,
     query: str,
     filters: Filters,
-    articles: Collection[Article] | Collection[ArticleInfo],
+    articles: ArticleTable,
     undated: Undated = "exclude",
     as_of: date | None = None,
     today: date | None = None,
@@ -254,7 +254,7 @@ def place_in_time(
             notes.append(f"Read {shown} as no possible date: nothing matches it.")
             filters = dated
             applied += [(e.phrase, e.start, e.end) for e in reading.expressions]
-        elif any(a.date and dated.matches(a) for a in articles):
+        elif (dated.admitted(articles) & articles.dated).any():
             filters = dated
             applied += [(e.phrase, e.start, e.end) for e in reading.expressions]
         else:
@@ -264,7 +264,7 @@ def place_in_time(
             )
             since = until = None
     recency = bool(reading.recency)
-    if recency and not any(a.date and filters.matches(a) for a in articles):
+    if recency and not (filters.admitted(articles) & articles.dated).any():
         recency = False
         words = ", ".join(f"'{w}'" for w, _, _ in reading.recency)
         notes.append(f"{words}: no article in scope is dated, so none can be preferred as newer.")
@@ -295,9 +295,7 @@ def place_in_time(
     )
 
 
-def _scope_notes(
-    filters: Filters, articles: Collection[Article] | Collection[ArticleInfo], undated: Undated
-) -> list[str]:
+def _scope_notes(filters: Filters, articles: ArticleTable, undated: Undated) -> list[str]:
     """What the date bounds, wherever they came from, keep out of the answer."""
     notes = []
     if filters.as_of:
@@ -470,9 +468,7 @@ def _without(query: str, question: str, spans: Iterable[tuple[str, int, int]]) -
     return cut + query[len(question) :] if tokenize(cut) else query
 
 
-def _undated_left_out(
-    filters: Filters, articles: Collection[Article] | Collection[ArticleInfo]
-) -> int:
+def _undated_left_out(filters: Filters, articles: ArticleTable) -> int:
     if not filters.dated:
         return 0
-    return sum(1 for a in articles if not a.date and filters.matches(a, include_undated=True))
+    return int((filters.admitted(articles, include_undated=True) & ~articles.dated).sum())

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from index.build import Indexer
 from index.embed import Embedder
-from index.reader import IndexReader
-from index.types import Article
+from index.reader import ArticleTable, IndexReader
+from index.types import Article, ArticleInfo
 from newsdesk.settings import Settings
 from rag.answer import Candidate, ExtractiveAnswerer
 from rag.cli import ask as ask_command
@@ -171,8 +171,12 @@ def articles() -> list[Article]:
     return [Article(**a) for a in BRIDGE]  # type: ignore[arg-type]
 
 
+def table() -> ArticleTable:
+    return ArticleTable(articles())
+
+
 def test_a_date_becomes_a_filter_and_leaves_the_query() -> None:
-    placed = place_in_time(MARCH, MARCH, Filters(), articles(), today=AS_OF)
+    placed = place_in_time(MARCH, MARCH, Filters(), table(), today=AS_OF)
     assert (placed.filters.since, placed.filters.until) == ("2024-03-01", "2024-03-31")
     assert placed.query == "What happened to the harbour bridge?"
     assert placed.reading is not None and placed.reading.phrases == ["in March 2024"]
@@ -181,7 +185,7 @@ def test_a_date_becomes_a_filter_and_leaves_the_query() -> None:
 
 def test_a_date_no_article_has_stays_part_of_the_question() -> None:
     question = "What did the Royal Proclamation say in 1763?"
-    placed = place_in_time(question, question, Filters(), articles(), today=AS_OF)
+    placed = place_in_time(question, question, Filters(), table(), today=AS_OF)
     assert placed.filters == Filters() and placed.query == question
     assert placed.reading is None
     assert "not as a date filter" in placed.notes[0]
@@ -189,14 +193,34 @@ def test_a_date_no_article_has_stays_part_of_the_question() -> None:
 
 def test_an_explicit_date_filter_wins_over_the_question() -> None:
     given = Filters.parse(since="2023-01-01")
-    placed = place_in_time(MARCH, MARCH, given, articles(), today=AS_OF)
+    placed = place_in_time(MARCH, MARCH, given, table(), today=AS_OF)
     assert placed.filters == given and placed.query == MARCH
     assert any("the date filter given wins" in note for note in placed.notes)
 
 
+def test_filters_admit_by_source_id_and_date_with_undated_by_choice() -> None:
+    every = ArticleTable(
+        [
+            ArticleInfo("a", "2024-03-02", "Coast Times"),
+            ArticleInfo("b", "2024-03-31T23:59:59+00:00", "Coast Times"),
+            ArticleInfo("c", "2024-04-01", "Coast Times"),
+            ArticleInfo("d", None, "Coast Times"),
+            ArticleInfo("e", "2024-03-10", "Other"),
+        ]
+    )
+    march = Filters.parse(since="2024-03-01", until="2024-03-31")
+    assert every.ids_of(march.admitted(every)) == ["a", "b", "e"]
+    assert every.ids_of(march.admitted(every, include_undated=True)) == ["a", "b", "d", "e"]
+    coast = Filters.parse(sources=("Coast Times",), until="2024-03-31")
+    assert every.ids_of(coast.admitted(every)) == ["a", "b"]
+    named = Filters.parse(article_ids=("c", "e", "absent"))
+    assert every.ids_of(named.admitted(every)) == ["c", "e"]
+    assert every.ids_of(Filters().admitted(every)) == ["a", "b", "c", "d", "e"]
+
+
 def test_recency_needs_dated_articles() -> None:
     undated = [a for a in articles() if a.date is None]
-    placed = place_in_time(LATEST, LATEST, Filters(), undated, today=AS_OF)
+    placed = place_in_time(LATEST, LATEST, Filters(), ArticleTable(undated), today=AS_OF)
     assert not placed.recency and placed.query == LATEST
     assert "none can be preferred as newer" in placed.notes[0]
 
@@ -280,10 +304,10 @@ def test_undated_articles_are_included_by_setting(bridge_index: Path, embedder: 
     assert not any("left out" in note for note in answer.notes)
     # Both legs apply one rule, included or not: Chroma's filter equals the Python one.
     filters = Filters.parse(since="2024-03-01", until="2024-04-30")
-    retriever, articles = engine.retriever, engine.reader.articles
+    retriever, every = engine.retriever, engine.reader.table
     collection = engine.reader.store.collection
     for include in (False, True):
-        expected = {a.id for a in articles.values() if filters.matches(a, include)}
+        expected = set(every.ids_of(filters.admitted(every, include)))
         where = filters.where(retriever.undated(filters) if include else None)
         got = cast(
             list[dict[str, Any]], collection.get(where=where, include=["metadatas"])["metadatas"]
