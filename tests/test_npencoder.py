@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from index.demo import DEMO_DIR
-from index.embed import Embedder
+from index.embed import LIGHT_TEXTS, Embedder
 from index.modeldir import UnsupportedModel, as_arrays
 from index.npencoder import NumpyEncoder, erf, gelu
 from newsdesk.settings import EmbeddingSettings
@@ -86,6 +89,66 @@ def test_a_padded_batch_matches_torch(embedder: Embedder, light: NumpyEncoder) -
     assert np.abs(ours_tokens - tokens).max() < 1e-4
     alone = np.stack([passes(embedder, light, [text])[2][0] for text in batch])
     assert ((unit(ours) * unit(alone)).sum(axis=1) > 0.99999).all()
+
+
+# Embeds in a process that has not imported torch, so the Embedder takes the numpy pass,
+# then prints the vectors (and says whether torch got imported after all).
+EMBED_WITHOUT_TORCH = """
+import json, sys
+from index.embed import LIGHT_TEXTS, Embedder
+from newsdesk.settings import EmbeddingSettings
+texts = json.loads(sys.argv[1])
+embedder = Embedder(EmbeddingSettings())
+query = embedder.embed_query(texts[0])
+vectors, sums, counts = embedder.embed_with_spans(texts, [[(0, 5), (5, 40)]] * len(texts))
+print(json.dumps({
+    "query": query.tolist(), "vectors": vectors.tolist(),
+    "sums": [s.tolist() for s in sums], "counts": [c.tolist() for c in counts],
+    "light": "light_model" in vars(embedder), "torch": "torch" in sys.modules,
+}))
+"""
+
+
+@pytest.mark.process
+def test_the_embedder_takes_the_numpy_pass_without_torch(embedder: Embedder) -> None:
+    """What a question and an update's few chunks get when torch is not loaded: the
+    numpy pass, with the torch pass's vectors, span sums and counts."""
+    sample = texts()[:5]
+    result = subprocess.run(
+        [sys.executable, "-c", EMBED_WITHOUT_TORCH, json.dumps(sample)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["light"] and not found["torch"]
+    vectors, sums, counts = embedder.embed_with_spans(sample, [[(0, 5), (5, 40)]] * len(sample))
+    assert (np.array(found["vectors"]) * vectors).sum(axis=1).min() > 0.99999
+    assert float(np.array(found["query"]) @ embedder.embed_query(sample[0])) > 0.99999
+    assert np.array(found["counts"]) == pytest.approx(np.array(counts))
+    assert np.array(found["sums"]) == pytest.approx(np.array(sums), abs=1e-3)
+
+
+def test_when_the_numpy_pass_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small float32 jobs on the CPU, from safetensors, while torch is not loaded."""
+
+    def light(count: int, index: bool, model: str = "all-MiniLM-L6-v2", **placed: str) -> bool:
+        settings = EmbeddingSettings(model=model, **({"device": "cpu"} | placed))
+        return Embedder(settings).light(count, index=index)
+
+    assert "torch" in sys.modules  # the session's embedder: everything runs through torch
+    assert not light(1, index=False)
+    monkeypatch.delitem(sys.modules, "torch")
+    assert light(1, index=False) and light(LIGHT_TEXTS, index=True)
+    assert not light(LIGHT_TEXTS + 1, index=True)
+    assert light(1, index=False, dtype="int8")  # questions stay float32 under int8
+    assert not light(1, index=True, dtype="int8")  # an int8 index write stays int8
+    assert not light(1, index=False, dtype="bfloat16")
+    legacy = copy_model(tmp_path)
+    (legacy / "model.safetensors").unlink()  # as if it held pytorch_model.bin only
+    assert not light(1, index=False, model=str(legacy))
 
 
 def test_weights_that_do_not_fit_are_refused_by_name(tmp_path: Path) -> None:
