@@ -2,13 +2,16 @@
 
 The model runs through our own forward pass (index.encoder), not sentence-transformers,
 whose import alone cost every process about 6 s; nor through llama-index's
-HuggingFaceEmbedding, which embeds 10 texts per call. `index.llama.NewsdeskEmbedding`
-exposes this class to llama-index.
+HuggingFaceEmbedding, which embeds 10 texts per call. Small jobs on a CPU in float32 (a
+question, a small update's chunks) run through the same pass in numpy (index.npencoder)
+while torch is not loaded, since importing torch takes longer than they do.
+`index.llama.NewsdeskEmbedding` exposes this class to llama-index.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cache, cached_property
@@ -25,6 +28,7 @@ from newsdesk.settings import BUNDLED_MODEL, EmbeddingSettings
 if TYPE_CHECKING:
     from index.encoder import Encoder
     from index.modeldir import BertShape, WordPieces
+    from index.npencoder import NumpyEncoder
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,12 @@ Vectors = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
 _QUERY_CACHE = 64
+# Jobs of at most this many texts run through numpy while torch is not loaded (see
+# Embedder.light). Chunks at the model's 256-piece window, from a fresh process: numpy
+# took 3.2 s for 16, torch 3.3-3.4 s with its import (two passes side by side); for 20,
+# 3.5 s against 3.4 s (2 cores, one busy elsewhere; bench/README.md); for one, 0.8 s
+# against 2.0 s.
+LIGHT_TEXTS = 16
 _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
 
 
@@ -152,6 +162,25 @@ class Embedder:
         return model
 
     @cached_property
+    def light_model(self) -> NumpyEncoder:
+        """The numpy pass (index.npencoder), for the jobs `light` allows."""
+        from index.npencoder import NumpyEncoder
+
+        model = NumpyEncoder.load(self.location, self.shape)
+        log.info("embedding small jobs on cpu in float32 through numpy (torch not loaded)")
+        return model
+
+    def light(self, count: int, *, index: bool) -> bool:
+        """Whether a job of `count` texts runs through numpy: a small one, in float32 on
+        the CPU (`index`: for an index write, where int8 stays int8), from safetensors,
+        while torch is not loaded; once it is, everything runs through torch."""
+        if count > LIGHT_TEXTS or "torch" in sys.modules:
+            return False
+        device, dtype = self.placement.device, self.placement.dtype
+        float32 = dtype == "float32" or (dtype == "int8" and not index)
+        return device == "cpu" and float32 and (self.location / "model.safetensors").exists()
+
+    @cached_property
     def index_model(self) -> Encoder:
         """The model an index write's chunks run through. int8 is a write-time precision:
         a question is one short pass, so it keeps float32, and an int8 index answers
@@ -199,7 +228,8 @@ class Embedder:
         vectors = np.zeros((len(texts), dim), dtype=np.float32)
         sums: list[Vectors] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
         counts: list[Vectors] = [np.zeros(0, dtype=np.float32)] * len(texts)
-        for rows, pieces, pooled in self._passes(self.index_model, texts, tokens=True):
+        model = self.light_model if self.light(len(texts), index=True) else self.index_model
+        for rows, pieces, pooled in self._passes(model, texts, tokens=True):
             vectors[rows] = pooled
             for (offsets, real, tokens), i in zip(pieces, rows, strict=True):
                 starts = offsets[:, 0]
@@ -227,19 +257,18 @@ class Embedder:
 
     def _pooled(self, texts: Sequence[str]) -> Vectors:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for rows, _, pooled in self._passes(self.model, texts, tokens=False):
+        model = self.light_model if self.light(len(texts), index=False) else self.model
+        for rows, _, pooled in self._passes(model, texts, tokens=False):
             vectors[rows] = pooled
         return vectors
 
     def _passes(
-        self, model: Encoder, texts: Sequence[str], *, tokens: bool
+        self, model: Encoder | NumpyEncoder, texts: Sequence[str], *, tokens: bool
     ) -> Iterator[tuple[list[int], list[tuple[npt.NDArray[np.int64], Mask, Vectors]], Vectors]]:
         """Model passes over `texts` in batches of similar length (longest first, so
         padding stays short): per batch its rows, and the unit pooled vectors; with
         `tokens`, also each row's word-piece offsets, which pieces are text (not
         [CLS], [SEP] or padding) and the pieces' vectors."""
-        import torch
-
         from index.modeldir import as_arrays
 
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -248,18 +277,13 @@ class Embedder:
             rows = order[lo : lo + size]
             encodings = self.pieces.batch([texts[i] for i in rows])
             ids, mask = as_arrays(encodings)
-            with torch.inference_mode():
-                hidden, pooled = model(
-                    torch.from_numpy(ids).to(model.device), torch.from_numpy(mask).to(model.device)
-                )
-                unit = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
-                pieces = []
-                if tokens:
-                    vectors = hidden.float().cpu().numpy()
-                    for r, encoding in enumerate(encodings):
-                        offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-                        real = mask[r].astype(bool) & (offsets[:, 1] > offsets[:, 0])
-                        pieces.append((offsets, real, vectors[r]))
+            vectors, unit = _run(model, ids, mask, tokens=tokens)
+            pieces = []
+            if vectors is not None:
+                for r, encoding in enumerate(encodings):
+                    offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+                    real = mask[r].astype(bool) & (offsets[:, 1] > offsets[:, 0])
+                    pieces.append((offsets, real, vectors[r]))
             yield rows, pieces, unit
 
     def _warn_if_truncated(self, texts: Sequence[str]) -> None:
@@ -274,3 +298,28 @@ class Embedder:
                 limit,
                 max(over),
             )
+
+
+def _run(
+    model: Encoder | NumpyEncoder,
+    ids: npt.NDArray[np.int64],
+    mask: npt.NDArray[np.int64],
+    *,
+    tokens: bool,
+) -> tuple[Vectors | None, Vectors]:
+    """One pass: the word-piece vectors (with `tokens`) and the unit pooled vectors,
+    as float32 arrays, normalised in float32 whatever the model's precision."""
+    from index.npencoder import NumpyEncoder
+
+    if isinstance(model, NumpyEncoder):
+        hidden, pooled = model(ids, mask)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)  # as torch's
+        return (hidden if tokens else None), pooled / norms
+    import torch
+
+    with torch.inference_mode():
+        hidden_t, pooled_t = model(
+            torch.from_numpy(ids).to(model.device), torch.from_numpy(mask).to(model.device)
+        )
+        unit = torch.nn.functional.normalize(pooled_t.float(), dim=-1).cpu().numpy()
+        return (hidden_t.float().cpu().numpy() if tokens else None), unit

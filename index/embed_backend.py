@@ -35,20 +35,21 @@ class InProcess:
     On a CPU each batch is split into one part per core (index.embed.cpu_passes), and
     the parts run side by side as one-thread model passes: on 2 AVX2 cores two
     one-thread passes embed 1.29x as fast as one two-thread pass (MiniLM, 2026-12-07,
-    bench/README.md), since a small model's pass cannot keep two threads busy."""
+    bench/README.md), since a small model's pass cannot keep two threads busy. A batch
+    small enough for the numpy pass (Embedder.light) is one pass, and loads no torch."""
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
     def embed_batches(self, batches: Iterable[Batch]) -> Iterator[Embedded]:
-        _ = self.embedder.index_model  # on a CPU, loading it fixes the passes at one thread
-        passes = cpu_passes() if self.embedder.placement.device == "cpu" else 1
-        if passes < 2:
+        pool: ThreadPoolExecutor | None = None
+        try:
             for texts, spans in batches:
-                yield self.embedder.embed_with_spans(texts, spans)
-            return
-        with ThreadPoolExecutor(passes, thread_name_prefix="embed") as pool:
-            for texts, spans in batches:
+                passes = 1 if self.embedder.light(len(texts), index=True) else self._passes()
+                if passes < 2:
+                    yield self.embedder.embed_with_spans(texts, spans)
+                    continue
+                pool = pool or ThreadPoolExecutor(passes, thread_name_prefix="embed")
                 size = -(-len(texts) // passes)
                 embed = self.embedder.embed_with_spans
                 parts = [
@@ -56,6 +57,13 @@ class InProcess:
                     for lo in range(0, len(texts), size)
                 ]
                 yield join([part.result() for part in parts])
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _passes(self) -> int:
+        _ = self.embedder.index_model  # on a CPU, loading it fixes the passes at one thread
+        return cpu_passes() if self.embedder.placement.device == "cpu" else 1
 
 
 def join(pieces: Sequence[Embedded]) -> Embedded:

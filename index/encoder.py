@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index.modeldir import BertShape, UnsupportedModel
+from index.modeldir import BertShape, UnsupportedModel, bert_parameters
 
 
 class Layer(nn.Module):
@@ -55,35 +55,6 @@ class Layer(nn.Module):
         return self.output_norm(x + self.output(F.gelu(self.intermediate(x))))
 
 
-# Hugging Face's parameter names, as the model files store them, and ours.
-_RENAMES = (
-    ("embeddings.word_embeddings.", "words."),
-    ("embeddings.position_embeddings.", "positions."),
-    ("embeddings.token_type_embeddings.", "token_types."),
-    ("embeddings.LayerNorm.", "embedding_norm."),
-    ("attention.self.query.", "query."),
-    ("attention.self.key.", "key."),
-    ("attention.self.value.", "value."),
-    ("attention.output.dense.", "attention_out."),
-    ("attention.output.LayerNorm.", "attention_norm."),
-    ("intermediate.dense.", "intermediate."),
-    ("output.dense.", "output."),
-    ("output.LayerNorm.", "output_norm."),
-    ("encoder.layer.", "layers."),
-)
-
-
-def _rename(key: str) -> str | None:
-    """Our name for a stored parameter; None for what the pass does not use (the
-    pooler, the position-id buffer)."""
-    key = key.removeprefix("bert.")
-    if key.startswith("pooler.") or key.endswith("position_ids"):
-        return None
-    for old, new in _RENAMES:
-        key = key.replace(old, new)
-    return key
-
-
 class Encoder(nn.Module):
     """A sentence-transformers BERT model: word-pieces in, token vectors and the pooled
     sentence vector out (not normalised: the caller normalises in float32)."""
@@ -100,17 +71,7 @@ class Encoder(nn.Module):
     @staticmethod
     def load(directory: Path, shape: BertShape) -> Encoder:
         encoder = Encoder(shape)
-        stored = {
-            name: tensor
-            for key, tensor in _weights(directory).items()
-            if (name := _rename(key)) is not None
-        }
-        missing, unexpected = encoder.load_state_dict(stored, strict=False)
-        if missing or unexpected:
-            raise UnsupportedModel(
-                f"{directory}: weights do not fit a BERT of its config.json "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-            )
+        encoder.load_state_dict(bert_parameters(_weights(directory), shape, directory))
         encoder.eval()
         return encoder
 

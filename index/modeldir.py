@@ -1,5 +1,6 @@
 """What a sentence-transformers model directory says, read without torch: the model's
-shape (config.json and friends) and its word-piece tokenizer.
+shape (config.json and friends), its parameters' names and shapes, and its word-piece
+tokenizer.
 
 Why apart from index.encoder: chunking, token counts and `index status` need only these,
 and importing torch costs 2-5 s on two cores; an update whose articles are unchanged, or
@@ -8,9 +9,10 @@ whose chunks are only counted, never imports it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -123,6 +125,88 @@ class WordPieces:
     def batch(self, texts: list[str]) -> list[Encoding]:
         """Padded to the longest of `texts`, each cut at the model's window."""
         return self.batches.encode_batch(texts)
+
+
+# Hugging Face's parameter names, as the model files store them, and ours: index.encoder's
+# module names, which index.npencoder reads its arrays by.
+_RENAMES = (
+    ("embeddings.word_embeddings.", "words."),
+    ("embeddings.position_embeddings.", "positions."),
+    ("embeddings.token_type_embeddings.", "token_types."),
+    ("embeddings.LayerNorm.", "embedding_norm."),
+    ("attention.self.query.", "query."),
+    ("attention.self.key.", "key."),
+    ("attention.self.value.", "value."),
+    ("attention.output.dense.", "attention_out."),
+    ("attention.output.LayerNorm.", "attention_norm."),
+    ("intermediate.dense.", "intermediate."),
+    ("output.dense.", "output."),
+    ("output.LayerNorm.", "output_norm."),
+    ("encoder.layer.", "layers."),
+)
+
+
+def _rename(key: str) -> str | None:
+    """Our name for a stored parameter; None for what the pass does not use (the
+    pooler, the position-id buffer)."""
+    key = key.removeprefix("bert.")
+    if key.startswith("pooler.") or key.endswith("position_ids"):
+        return None
+    for old, new in _RENAMES:
+        key = key.replace(old, new)
+    return key
+
+
+def parameter_shapes(shape: BertShape) -> dict[str, tuple[int, ...]]:
+    """Every parameter the forward pass reads, by our name, with its shape (a linear
+    layer's weight is stored (outputs, inputs))."""
+    hidden, inner = shape.hidden, shape.intermediate
+    found: dict[str, tuple[int, ...]] = {
+        "words.weight": (shape.vocab, hidden),
+        "positions.weight": (shape.positions, hidden),
+        "token_types.weight": (shape.token_types, hidden),
+    }
+    linear = {
+        "query": (hidden, hidden),
+        "key": (hidden, hidden),
+        "value": (hidden, hidden),
+        "attention_out": (hidden, hidden),
+        "intermediate": (inner, hidden),
+        "output": (hidden, inner),
+    }
+    norms = ["embedding_norm"]
+    for n in range(shape.layers):
+        for name, (outputs, inputs) in linear.items():
+            found[f"layers.{n}.{name}.weight"] = (outputs, inputs)
+            found[f"layers.{n}.{name}.bias"] = (outputs,)
+        norms += [f"layers.{n}.attention_norm", f"layers.{n}.output_norm"]
+    for norm in norms:
+        found[f"{norm}.weight"] = found[f"{norm}.bias"] = (hidden,)
+    return found
+
+
+class _Array(Protocol):
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+A = TypeVar("A", bound=_Array)
+
+
+def bert_parameters(stored: Mapping[str, A], shape: BertShape, directory: Path) -> dict[str, A]:
+    """The stored parameters the pass reads, by our names, checked against the shapes
+    config.json gives: weights that do not fit are refused by name, not run."""
+    ours = {name: array for key, array in stored.items() if (name := _rename(key)) is not None}
+    wanted = parameter_shapes(shape)
+    missing = sorted(wanted.keys() - ours.keys())
+    unexpected = sorted(ours.keys() - wanted.keys())
+    misshapen = sorted(n for n in wanted.keys() & ours.keys() if tuple(ours[n].shape) != wanted[n])
+    if missing or unexpected or misshapen:
+        raise UnsupportedModel(
+            f"{directory}: weights do not fit a BERT of its config.json (missing "
+            f"{missing[:3]}, unexpected {unexpected[:3]}, wrong shape {misshapen[:3]})"
+        )
+    return ours
 
 
 def as_arrays(encodings: list[Encoding]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

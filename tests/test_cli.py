@@ -194,3 +194,39 @@ def test_an_unchanged_update_and_status_never_load_torch(
     assert result.returncode == 0, result.stderr
     assert "3 unchanged" in result.stdout and "device:" in result.stdout
     assert result.stdout.rstrip().endswith("False")
+
+
+def test_a_question_and_a_small_update_never_load_torch(
+    tmp_path: Path, news_file: Path, embedder: Embedder
+) -> None:
+    """Importing torch took 1.5-2.3 s of a 3.5 s `newsdesk ask`: a question and an
+    update's few chunks run through the numpy pass (index.npencoder) instead."""
+    if gpu_possible():
+        pytest.skip("this torch build may see a GPU, so choosing the device asks torch")
+    index = str(tmp_path / "ix")
+    Indexer(make_settings(tmp_path / "ix"), embedder).build([news_file])
+    tram = {
+        "id": "tram",
+        "title": "New tram line opens in the old town",
+        "date": "2024-05-06",
+        "text": "The new tram line through the old town opened on Saturday. Trams run "
+        "every six minutes between the station and the university.",
+    }
+    more = str(write_jsonl(tmp_path / "tram.jsonl", [tram]))
+    commands = [
+        ["ask", "When will ferries run?", "--local", "--index-dir", index],
+        ["index", "update", more, "--index-dir", index],
+        ["ask", "How often do the trams run?", "--local", "--index-dir", index],
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_TORCH, json.dumps(commands)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    first, rest = result.stdout.split("added", 1)
+    assert "every ten minutes" in first and "[1]" in first
+    assert "every six minutes" in rest
+    assert result.stdout.rstrip().endswith("False")
