@@ -21,10 +21,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered), 1), "p95": at(0.95), "p99": at(0.99)}
 
 
-def rss_mb() -> int:
-    """This process's resident memory now."""
+def rss_mb(kind: str = "VmRSS") -> int:
+    """This process's resident memory now: all of it (VmRSS), or its heap and other
+    private memory (RssAnon), or file pages it has mapped and touched (RssFile: the
+    page cache, which the kernel can reclaim and other processes share)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{kind}:"):
             return int(line.split()[1]) // 1024
     return 0
 

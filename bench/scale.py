@@ -538,6 +538,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         answers.append(answerer.ask(q))
         latencies.append((time.perf_counter() - t) * 1000)
     rss_served = rss_mb()
+    rss_parts = {"anon": rss_mb("RssAnon"), "file_pages": rss_mb("RssFile")}
     scale_quality = quality(answerer, gold, scale_gold, answers)
     chunks = reader.manifest.chunk_count
     alone_settings = settings_for(args.out_dir / "alone", None)
@@ -552,6 +553,7 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         "answer_ms": percentiles(latencies),
         "rss_model_only_mb": rss_model,
         "rss_serving_mb": rss_served,
+        "rss_serving_parts_mb": rss_parts,
         "rss_per_10k_chunks_mb": round((rss_served - rss_model) / chunks * 10_000, 1),
         "peak_rss_mb": peak_rss_mb(),
         "scale": scale_quality,
