@@ -193,6 +193,9 @@ def test_mismatched_or_duplicate_ids_are_refused(tmp_path: Path) -> None:
 
 
 def test_load_round_trip_gives_identical_results(built: LexicalIndex, tmp_path: Path) -> None:
+    """Postings are stored narrow (int32 rows, float16 frequencies) and score the same."""
+    assert np.load(tmp_path / "lex" / "rows.npy").dtype == np.int32
+    assert np.load(tmp_path / "lex" / "tfs.npy").dtype == np.float16
     loaded = load(tmp_path / "lex")
     assert len(loaded) == len(built)
     allowed = {"strike:cccccccccccc:0", "storm:aaaaaaaaaaaa:0", "zurich:dddddddddddd:0"}
