@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 CHROMA_DIR = "chroma"
 _WRITE_BATCH = 1000
-_PAGE = 5000  # chunks read per request
+_PAGE = 5000  # chunks read per request by id
+# Ids alone, read by offset: each request costs ~0.1 s whatever its size, and 127k ids
+# took 3.0 s in pages of 5,000 against 0.8 s in one (embedded Chroma 1.5).
+_ID_PAGE = 100_000
 _HTTP_API = "chromadb.api.fastapi.FastAPI"
 
 
@@ -280,9 +283,9 @@ class ChunkStore:
         found: list[str] = []
         while True:
             with _reaching(self.url):
-                page = self.collection.get(include=[], limit=_PAGE, offset=len(found))["ids"]
+                page = self.collection.get(include=[], limit=_ID_PAGE, offset=len(found))["ids"]
             found.extend(page)
-            if len(page) < _PAGE:
+            if len(page) < _ID_PAGE:
                 return found
 
     def metadata(self, ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
