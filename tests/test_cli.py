@@ -171,6 +171,19 @@ print("torch" in sys.modules)
 """
 
 
+def run_in_one_process(commands: list[list[str]], cwd: Path) -> str:
+    """Their output, ending in whether they imported torch."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_TORCH, json.dumps(commands)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_an_unchanged_update_and_status_never_load_torch(
     tmp_path: Path, news_file: Path, embedder: Embedder
 ) -> None:
@@ -184,16 +197,9 @@ def test_an_unchanged_update_and_status_never_load_torch(
         ["index", "update", str(news_file), "--index-dir", index],
         ["index", "status", "--index-dir", index],
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORTED_TORCH, json.dumps(commands)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "3 unchanged" in result.stdout and "device:" in result.stdout
-    assert result.stdout.rstrip().endswith("False")
+    output = run_in_one_process(commands, tmp_path)
+    assert "3 unchanged" in output and "device:" in output
+    assert output.rstrip().endswith("False")
 
 
 def test_a_question_and_a_small_update_never_load_torch(
@@ -218,15 +224,8 @@ def test_a_question_and_a_small_update_never_load_torch(
         ["index", "update", more, "--index-dir", index],
         ["ask", "How often do the trams run?", "--local", "--index-dir", index],
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORTED_TORCH, json.dumps(commands)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    first, rest = result.stdout.split("added", 1)
+    output = run_in_one_process(commands, tmp_path)
+    first, rest = output.split("added", 1)
     assert "every ten minutes" in first and "[1]" in first
     assert "every six minutes" in rest
-    assert result.stdout.rstrip().endswith("False")
+    assert output.rstrip().endswith("False")
