@@ -616,13 +616,18 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     """One changed article in a warm process (model loaded, Chroma open), embedded for
     real: a paragraph appended, then a correction in the middle."""
     from index.build import Indexer
-    from index.store import chroma_client
+    from index.db import read_manifest
+    from index.store import ChunkStore, chroma_client
 
     w = world(args)
     settings = settings_for(args.out_dir / "index", args.chroma_url)
     indexer = Indexer(settings)
-    indexer.embedder.embed_query("load the model")
-    chroma_client(settings)
+    vector = indexer.embedder.embed_query("load the model")
+    # A serving process has its collection's vectors loaded: the first read of them
+    # takes Chroma 1.3 s at 318k chunks, once per process.
+    manifest = read_manifest(settings.index_dir)
+    assert manifest is not None
+    ChunkStore.open(chroma_client(settings), manifest.collection).nearest(vector, 1)
     doc = w.docs[len(w.docs) // 2]
     record = doc.record()
     text = record["text"]
