@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from index.chunk import embedding_input
 from index.postings import LexicalIndexError, Segment
-from index.store import chunk_ids
+from index.store import chunk_ids, parse_chunk_id
 from index.text import TOKENIZER, tokenize
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ class LexicalIndex:
         numbered), so a filter over articles becomes a mask over rows by indexing."""
         found = np.full(len(self._ids), -1, dtype=np.int64)
         for row in np.flatnonzero(self._live).tolist():
-            found[row] = number.get(self._ids[row].rsplit(":", 2)[0], -1)
+            found[row] = number.get(parse_chunk_id(self._ids[row])[0], -1)
         return found
 
     @cached_property

@@ -44,11 +44,12 @@ class IndexReader:
         self.db = IndexDB(settings.index_dir)
         for attempt in range(_OPEN_TRIES):
             snapshot, manifest = self._snapshot()
+            self.manifest: Manifest = manifest
             path = settings.index_dir / manifest.vectors_file
             try:
                 self._vectors = VectorArray(path, manifest.dimension, manifest.vector_rows)
                 root = settings.index_dir / LEXICAL_DIR
-                live_chunks = self.chunk_ids_of(manifest, manifest.articles)
+                live_chunks = self.chunk_ids(manifest.articles)
                 self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live_chunks)
                 break
             except (UnusableIndex, LexicalIndexError):
@@ -56,8 +57,6 @@ class IndexReader:
                 # files of a state a writer replaced meanwhile: read the new one
                 if attempt == _OPEN_TRIES - 1 or self.db.version() == manifest.state:
                     raise
-        self.manifest: Manifest = manifest
-        self._state = snapshot
         self.articles = ArticleTexts(snapshot, manifest.articles)
         self.infos = snapshot.infos()
         self._sentence_rows = lru_cache(maxsize=_CACHED)(snapshot.sentences)
@@ -105,11 +104,7 @@ class IndexReader:
         return entry is not None and entry.hash[:12] == hash_prefix and number < entry.chunks
 
     def chunk_ids(self, article_ids: Iterable[str]) -> list[str]:
-        return self.chunk_ids_of(self.manifest, article_ids)
-
-    @staticmethod
-    def chunk_ids_of(manifest: Manifest, article_ids: Iterable[str]) -> list[str]:
-        entries = manifest.articles
+        entries = self.manifest.articles
         return [
             chunk
             for article_id in article_ids

@@ -81,6 +81,11 @@ class Filters:
             )
         return mask & (inside | (~table.dated if include_undated else False))
 
+    def undated(self, table: ArticleTable) -> npt.NDArray[np.bool_]:
+        """The undated articles of `table` the filters would admit but for their date
+        bounds: what retrieval.undated decides about."""
+        return self.admitted(table, include_undated=True) & ~table.dated
+
     def where(self, undated_ids: Collection[str] | None = None) -> dict[str, Any] | None:
         """The Chroma metadata filter for the dense leg.
 
@@ -174,8 +179,7 @@ class Retriever:
         """Ids of the undated articles the filters would admit but for their date bounds."""
         if not filters.dated:
             return []
-        table = self.reader.table
-        return table.ids_of(filters.admitted(table, include_undated=True) & ~table.dated)
+        return self.reader.table.ids_of(filters.undated(self.reader.table))
 
     def _dense(self, query: str, filters: Filters) -> dict[str, float]:
         reader = self.reader

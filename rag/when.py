@@ -471,4 +471,4 @@ def _without(query: str, question: str, spans: Iterable[tuple[str, int, int]]) -
 def _undated_left_out(filters: Filters, articles: ArticleTable) -> int:
     if not filters.dated:
         return 0
-    return int((filters.admitted(articles, include_undated=True) & ~articles.dated).sum())
+    return int(filters.undated(articles).sum())
