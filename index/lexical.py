@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,15 +90,16 @@ class LexicalIndex:
         return f"LexicalIndex(segments={len(self.segments)}, chunks={self._count})"
 
     def search(
-        self, query: str, k: int, allowed: Collection[str] | npt.NDArray[np.bool_] | None = None
+        self, query: str, k: int, allowed: npt.NDArray[np.bool_] | None = None
     ) -> list[tuple[str, float]]:
         """Top-`k` (chunk id, BM25 score) with score > 0, best first.
 
-        With `allowed` (chunk ids, or a mask over rows: see `row_articles`), only those
-        chunks compete, however few they are: every chunk is
-        scored and the rest are masked out before ranking, so a metadata filter never
-        starves the result the way "retrieve k, then filter" would. Ties rank in index
-        order so results are reproducible.
+        With `allowed`, a mask over rows (made from `row_articles`), only those chunks
+        compete, however few they are: every chunk is scored and the rest are masked out
+        before ranking, so a metadata filter never starves the result the way "retrieve
+        k, then filter" would. A mask rather than chunk ids, because a filter admits
+        whole articles and a million-id set costs more than the search. Ties rank in
+        index order so results are reproducible.
         """
         if k <= 0 or self._count == 0:
             return []
@@ -117,10 +117,8 @@ class LexicalIndex:
         if scores is None:
             return []
         matching = scores > 0
-        if isinstance(allowed, np.ndarray):
+        if allowed is not None:
             matching &= allowed
-        elif allowed is not None:
-            matching &= self._mask(allowed)
         rows = np.flatnonzero(matching)
         hits = scores[rows]
         if rows.size > k:
@@ -152,20 +150,6 @@ class LexicalIndex:
         for row in np.flatnonzero(self._live).tolist():
             found[row] = number.get(parse_chunk_id(self._ids[row])[0], -1)
         return found
-
-    @cached_property
-    def _position(self) -> dict[str, int]:
-        """Row of each live chunk id, for filtered searches only: a million-chunk index
-        would spend 100 MB and a second of every open on it."""
-        return {self._ids[row]: row for row in np.flatnonzero(self._live).tolist()}
-
-    def _mask(self, allowed: Collection[str]) -> npt.NDArray[np.bool_]:
-        """True at the rows of the allowed chunks; ids not live here are ignored."""
-        get = self._position.get
-        rows = np.array([get(chunk_id, -1) for chunk_id in allowed], dtype=np.int64)
-        mask = np.zeros(len(self._ids), dtype=np.bool_)
-        mask[rows[rows >= 0]] = True
-        return mask
 
 
 def compact(segments: Sequence[Segment], live: Collection[str]) -> list[Segment]:

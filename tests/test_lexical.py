@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,10 +137,15 @@ def test_k_zero_returns_nothing(built: LexicalIndex) -> None:
 # --- allowed (metadata filters) -----------------------------------------------------------
 
 
+def rows_of(chunks: set[str]) -> npt.NDArray[np.bool_]:
+    """A mask over the fixture's rows (one segment, in DOCS order) letting `chunks` through."""
+    return np.array([chunk in chunks for chunk in DOCS])
+
+
 def test_allowed_is_exact_even_when_k_exceeds_it(built: LexicalIndex) -> None:
     best = "strike:cccccccccccc:1"
     assert top(built, "strike 1985") == best
-    allowed = {"strike:cccccccccccc:0", "orchard:eeeeeeeeeeee:0"}
+    allowed = rows_of({"strike:cccccccccccc:0", "orchard:eeeeeeeeeeee:0"})
     hits = built.search("strike 1985", 50, allowed=allowed)
     # The better chunk outside the filter never shows up; the non-matching allowed one neither.
     assert [chunk for chunk, _ in hits] == ["strike:cccccccccccc:0"]
@@ -151,15 +157,20 @@ def test_allowed_is_exact_even_when_k_exceeds_it(built: LexicalIndex) -> None:
 
 def test_allowed_scores_equal_unfiltered_scores(built: LexicalIndex) -> None:
     everything = dict(built.search("strike union pay", 10))
-    filtered = built.search("strike union pay", 10, allowed=["strike:cccccccccccc:0"])
+    filtered = built.search("strike union pay", 10, allowed=rows_of({"strike:cccccccccccc:0"}))
     assert filtered == [("strike:cccccccccccc:0", everything["strike:cccccccccccc:0"])]
 
 
-def test_allowed_ignores_unknown_ids_and_duplicates(built: LexicalIndex) -> None:
-    assert built.search("strike", 5, allowed=set()) == []
-    assert built.search("strike", 5, allowed={"nope:000000000000:0"}) == []
-    hits = built.search("strike", 5, allowed=["strike:cccccccccccc:0"] * 3 + ["nope"])
-    assert [chunk for chunk, _ in hits] == ["strike:cccccccccccc:0"]
+def test_an_article_filter_is_a_mask_made_from_row_articles(built: LexicalIndex) -> None:
+    """The retriever's path: number the admitted articles, index a mask by row."""
+    rows = built.row_articles({"strike": 0, "orchard": 1})
+    admitted = np.array([False, True])  # orchard only
+    allowed = (rows >= 0) & admitted[rows]
+    assert built.search("strike", 5, allowed) == []
+    assert [chunk for chunk, _ in built.search("apple harvest", 5, allowed)] == [
+        "orchard:eeeeeeeeeeee:0"
+    ]
+    assert built.search("strike", 5, allowed=rows_of(set())) == []
 
 
 # --- empty and degenerate corpora ---------------------------------------------------------
@@ -171,7 +182,7 @@ def test_empty_corpus_builds_loads_and_finds_nothing(tmp_path: Path) -> None:
     assert built.search("anything at all", 10) == []
     loaded = load(tmp_path / "lex")
     assert len(loaded) == 0
-    assert loaded.search("anything", 10, allowed={"a"}) == []
+    assert loaded.search("anything", 10, allowed=np.zeros(0, dtype=np.bool_)) == []
 
 
 def test_corpus_with_no_searchable_terms(tmp_path: Path) -> None:
@@ -198,7 +209,7 @@ def test_load_round_trip_gives_identical_results(built: LexicalIndex, tmp_path: 
     assert np.load(tmp_path / "lex" / "tfs.npy").dtype == np.float16
     loaded = load(tmp_path / "lex")
     assert len(loaded) == len(built)
-    allowed = {"strike:cccccccccccc:0", "storm:aaaaaaaaaaaa:0", "zurich:dddddddddddd:0"}
+    allowed = rows_of({"strike:cccccccccccc:0", "storm:aaaaaaaaaaaa:0", "zurich:dddddddddddd:0"})
     for query in ["strike pay 1984", "warning storm", "Zürich café", "US steel", "東京", "apple"]:
         assert loaded.search(query, 10) == built.search(query, 10)
         assert loaded.search(query, 10, allowed) == built.search(query, 10, allowed)
@@ -209,7 +220,7 @@ def test_build_load_and_search_print_nothing(
 ) -> None:
     index = save(list(DOCS), list(DOCS.values()), tmp_path / "lex")
     load(tmp_path / "lex").search("strike", 3)
-    index.search("strike", 3, allowed={"strike:cccccccccccc:0"})
+    index.search("strike", 3, allowed=rows_of({"strike:cccccccccccc:0"}))
     assert capsys.readouterr() == ("", "")
 
 
