@@ -100,7 +100,7 @@ def test_ingest_benchmark_compares_pipelines_backends_and_chunkings(tmp_path: Pa
 def test_scale_benchmark_runs_small(tmp_path: Path) -> None:
     report = run(
         "scale.py", "--articles", "300", "--planted", "5", "--questions", "8",
-        "--sources", "paragraph", "--pool", "300", "--out-dir", str(tmp_path),
+        "--sources", "paragraph", "--pool", "300", "--out-dir", str(tmp_path), "--split", "all",
     )  # fmt: skip
     assert {"build", "serve", "update", "check", "targets"} <= report.keys()
     build, serve = report["build"], report["serve"]
@@ -108,6 +108,8 @@ def test_scale_benchmark_runs_small(tmp_path: Path) -> None:
     assert build["scale"]["articles"] == 305 and build["scale"]["chunks"] > 300
     assert build["scale"]["grouped_planted"] == 5 and build["scale"]["duplicate_groups"] == 5
     assert serve["questions"] == 8 and serve["answer_ms"]["p50"] > 0
+    assert serve["quality_split"] == "all"
+    assert serve["hit@10_delta_points"] == serve["hit@10_delta_points_all_splits"]
     for index in ("scale", "alone"):
         assert serve[index]["questions"] == 8
         for measure in ("hit@10", "mrr@10", "answer_quotes_gold"):
