@@ -69,13 +69,14 @@ class Capabilities:
 
     @staticmethod
     @cache
-    def detect() -> Capabilities:
+    def detect(gpus: bool = True) -> Capabilities:
         """Ask torch for GPUs and the OS for CPU flags (once per process: hardware stays).
 
         A CPU-only torch build off macOS can see no GPU, and says so in its version
         ("2.13.0+cpu"): then torch is not imported, which takes 2-5 s on two cores and is
-        all `index status` would otherwise spend."""
-        if not gpu_possible():
+        all `index status` would otherwise spend. Nor is it when the caller needs no GPU
+        (`gpus=False`: embedding.device = "cpu"), so the numpy pass can run on any build."""
+        if not gpus or not gpu_possible():
             return Capabilities(cpu_flags=cpu_flags())
         import torch
 

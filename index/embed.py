@@ -124,7 +124,8 @@ class Embedder:
     @cached_property
     def placement(self) -> Placement:
         """Device and precision from embedding.device/dtype and this machine (index.device)."""
-        return choose(self.settings.device, self.settings.dtype, Capabilities.detect())
+        device = self.settings.device
+        return choose(device, self.settings.dtype, Capabilities.detect(gpus=device != "cpu"))
 
     @cached_property
     def location(self) -> Path:

@@ -47,7 +47,8 @@ def placement_status(embedding: EmbeddingSettings) -> dict[str, str]:
     """The device and dtype questions and updates embed with here, and why; a setting
     this machine cannot honour is shown, not raised: status is where one looks for it."""
     try:
-        placement = choose(embedding.device, embedding.dtype, Capabilities.detect())
+        gpus = embedding.device != "cpu"
+        placement = choose(embedding.device, embedding.dtype, Capabilities.detect(gpus=gpus))
     except DeviceUnavailable as exc:
         return {"device": "unavailable", "dtype": embedding.dtype, "device_reason": exc.message}
     return {

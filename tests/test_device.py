@@ -219,3 +219,18 @@ def test_int8_is_for_the_index_and_questions_stay_float32(embedder: Embedder) ->
 def test_torch_is_asked_about_gpus_only_when_its_build_can_have_them() -> None:
     built_for_gpu = torch.version.cuda is not None or getattr(torch.version, "hip", None)
     assert gpu_possible() == bool(built_for_gpu or sys.platform == "darwin")
+
+
+def test_device_cpu_never_asks_torch_about_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a build that could have a GPU, "cpu" still places without importing torch, so
+    questions and small updates keep the numpy pass (index.embed.Embedder.light)."""
+    monkeypatch.setattr("index.device.gpu_possible", lambda: True)
+    monkeypatch.setitem(sys.modules, "torch", None)  # importing it would now fail
+    Capabilities.detect.cache_clear()
+    try:
+        placement = Embedder(EmbeddingSettings(device="cpu")).placement
+        assert (placement.device, placement.dtype) == ("cpu", "float32")
+        with pytest.raises(ImportError):
+            Capabilities.detect()  # "auto" does ask
+    finally:
+        Capabilities.detect.cache_clear()
