@@ -160,6 +160,7 @@ class Embedder:
         log.info("embedding on %s in %s (%s)", placement.device, placement.dtype, placement.reason)
         if placement.dtype != "int8":
             model = model.to(getattr(torch, placement.dtype))
+        self.__dict__.pop("light_model", None)  # never used once torch is loaded (`light`)
         return model
 
     @cached_property

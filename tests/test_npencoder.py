@@ -159,3 +159,12 @@ def test_weights_that_do_not_fit_are_refused_by_name(tmp_path: Path) -> None:
         NumpyEncoder.load(model, shape)
     with pytest.raises(UnsupportedModel, match="do not fit"):
         _ = Embedder(EmbeddingSettings(model=str(model))).model
+
+
+def test_the_numpy_model_is_let_go_once_torch_loads() -> None:
+    """After a big job loads torch every pass goes through it (`light`), so the numpy
+    copy of the weights (~90 MB) would only be held."""
+    embedder = Embedder(EmbeddingSettings(device="cpu"))
+    _ = embedder.light_model
+    _ = embedder.model
+    assert "light_model" not in vars(embedder)
