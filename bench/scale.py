@@ -29,8 +29,12 @@ index.sentvecs point exactly along the sentences' real vectors. Questions are
 embedded for real by the model, as when serving.
 
 Questions. The answerable squad-dev-subset questions; each one's gold sentence (the
-splitter's sentence holding the answer) is placed into `--gold-copies` random
-synthetic articles, and the gold is every span of that sentence in the corpus. hit@10
+splitter's sentence holding the answer) is placed into `--gold-copies` synthetic
+articles whose topic document is the question's source article, among (or just after)
+the sentences they took from it, as a story on the subject would carry the fact
+(`--plant random`, the way before stop 30: any articles, anywhere in them; a gold
+sentence too long or short to be drawn always goes that way, 16 of 336), and the gold
+is every span of that sentence in the corpus. hit@10
 and MRR@10 (a gold span overlapping one of the ten best passages) are measured over
 the scale index and over an index of the questions' source articles alone (the 48
 SQuAD articles; paragraphs with `--sources paragraph`), built with the same vectors,
@@ -44,11 +48,12 @@ each read alone: no context across sentences and no title (which chunking.title_
 32 by default, puts in the model's input). A sentence's vector is its own, not
 its word-pieces read within the chunk (late chunking). Both make dense scores cleaner
 than a real model pass gives. Against that, a synthetic article jumps between topics,
-so a chunk's mean is blurrier than a real story's, and a gold sentence sits in an
-unrelated article, away from the paragraph its question was written against; the
-"alone" index keeps that paragraph, so the gap measured is an upper bound on what scale
-alone costs. Every sentence is in about 40 articles at 100,000 articles (the pool is
-~30k sentences), so BM25 and dense near-ties are likelier than in a real archive.
+so a chunk's mean is blurrier than a real story's, and a gold sentence sits among a
+few sentences of its own article, not in the paragraph its question was written
+against, which the "alone" index keeps; so the gap measured is an upper bound on what
+scale alone costs (with `--plant random`, a looser one). Every pool sentence (~30k) is
+in about 40 articles at 100,000 articles of 8-15 sentences, and in ~220 at 100,000 of
+50-80, so BM25 and dense near-ties are likelier than in a real archive.
 Build times exclude the model's pass over the chunks (about 16 chunks/s on this CPU,
 bench/README.md: ~17 h per million chunks, the reason vectors are derived): they are
 the index's own cost.
@@ -223,21 +228,34 @@ def outlets() -> list[str]:
 
 
 def synthesize(
-    pool: Pool, gold: list[Gold], n: int, sizes: Sequence[int], planted: int, copies: int
+    pool: Pool,
+    gold: list[Gold],
+    n: int,
+    sizes: Sequence[int],
+    planted: int,
+    copies: int,
+    plant: str = "topical",
 ) -> list[Doc]:
     """`n` distinct articles of sizes[0] to sizes[1] sentences plus `planted`
-    near-duplicate copies (see the module docstring)."""
+    near-duplicate copies (see the module docstring). `plant` "random" is how gold was
+    placed before stop 30, drawing the same corpus as then."""
     rng = random.Random(20261207)
     names = outlets()
     weights = [1.0 / (rank + 1) ** 0.8 for rank in range(len(names))]
     cumulative = list(np.cumsum([len(ids) for _, ids in pool.docs]))
     everything = [i for _, ids in pool.docs for i in ids]
     plans: list[list[int]] = []
-    for _ in range(n):
+    topics: dict[int, list[int]] = {}  # topic document -> its articles (rows)
+    takes: list[int] = []  # how many sentences each article took from its topic
+    for row in range(n):
         k = rng.randint(sizes[0], sizes[1])
-        doc = bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
-        own = pool.docs[min(doc, len(pool.docs) - 1)][1]
+        doc = min(
+            bisect.bisect_right(cumulative, rng.random() * cumulative[-1]), len(pool.docs) - 1
+        )
+        own = pool.docs[doc][1]
         take = min(k, 8, max(1, len(own) // 3))
+        topics.setdefault(doc, []).append(row)
+        takes.append(take)
         picked = sorted(rng.sample(range(len(own)), take))
         chosen = [own[i] for i in picked]
         while len(chosen) < k:
@@ -245,10 +263,21 @@ def synthesize(
             if s not in chosen:
                 chosen.append(s)
         plans.append(chosen)
-    for g in gold:  # the gold sentence into `copies` random articles, replacing one
-        for row in rng.sample(range(n), min(copies, n)):
-            if g.sentence not in plans[row]:
-                plans[row][rng.randrange(1, len(plans[row]))] = g.sentence
+    home: dict[int, int] = {}  # a sentence's first document: a question's source unit
+    for d, (_, ids) in enumerate(pool.docs):
+        for sid in ids:
+            home.setdefault(sid, d)
+    for g in gold:  # the gold sentence into `copies` articles, replacing one sentence
+        on_topic = topics.get(home.get(g.sentence, -1), [])
+        topical = plant == "topical" and len(on_topic) >= copies
+        rows: Sequence[int] = on_topic if topical else range(n)
+        for row in rng.sample(rows, min(copies, len(rows))):
+            plan = plans[row]
+            if g.sentence not in plan:
+                if topical:  # among (or just after) its topic's sentences
+                    plan[min(len(plan) - 1, rng.randint(1, takes[row]))] = g.sentence
+                else:
+                    plan[rng.randrange(1, len(plan))] = g.sentence
     docs: list[Doc] = []
     titles: set[str] = set()
     for row, plan in enumerate(plans):
@@ -415,7 +444,9 @@ def world(args: argparse.Namespace) -> World:
         for a, b, sid in by_id[unit_id].layout
         if a <= offset < b and sid >= 0
     ]
-    docs = synthesize(pool, gold, args.articles, args.sentences, args.planted, args.gold_copies)
+    docs = synthesize(
+        pool, gold, args.articles, args.sentences, args.planted, args.gold_copies, args.plant
+    )
     return World(pool, gold, alone, docs)
 
 
@@ -706,6 +737,13 @@ def main() -> None:
     )
     parser.add_argument("--planted", type=int, default=20, help="Near-duplicate pairs made.")
     parser.add_argument("--gold-copies", type=int, default=2)
+    parser.add_argument(
+        "--plant",
+        choices=("topical", "random"),
+        default="topical",
+        help="Where gold sentences go: articles on their source's topic, or (before "
+        "stop 30) any articles.",
+    )
     parser.add_argument("--questions", type=int, default=0, help="0: all answerable.")
     parser.add_argument("--sources", choices=("article", "paragraph"), default="article")
     parser.add_argument(
@@ -751,7 +789,7 @@ def main() -> None:
 def child(step: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--step", step, "--articles", str(args.articles)]
     cmd += ["--sentences", *map(str, args.sentences), "--planted", str(args.planted)]
-    cmd += ["--gold-copies", str(args.gold_copies)]
+    cmd += ["--gold-copies", str(args.gold_copies), "--plant", args.plant]
     cmd += ["--questions", str(args.questions), "--sources", args.sources, "--split", args.split]
     cmd += ["--pool", str(args.pool), "--out-dir", str(args.out_dir)]
     if args.chroma_url:
