@@ -56,7 +56,7 @@ in about 40 articles at 100,000 articles of 8-15 sentences, and in ~220 at 100,0
 50-80, so BM25 and dense near-ties are likelier than in a real archive.
 Build times exclude the model's pass over the chunks (about 16 chunks/s on this CPU,
 bench/README.md: ~17 h per million chunks, the reason vectors are derived): they are
-the index's own cost.
+the index's own cost plus `DerivedEmbedder`'s lookup of each chunk's sentences.
 
 Each measurement runs in its own process (build, serve, update, check).
 """
