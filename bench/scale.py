@@ -391,9 +391,9 @@ class DerivedEmbedder(Embedder):
                         if offset <= p and at >= 0 and doc.text.startswith(chunk, at):
                             return doc, at, offset
         # Too short to hold a sentence's first characters.
-        for offset in heads:
+        for offset, chunk in heads.items():
             for doc in self.docs:
-                at = doc.text.find(text[offset:])
+                at = doc.text.find(chunk)
                 if at >= 0:
                     return doc, at, offset
         raise LookupError(f"no benchmark article holds the chunk {text[:80]!r}")
@@ -584,16 +584,12 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     alone_settings = settings_for(args.out_dir / "alone", None)
     alone = ExtractiveAnswerer(IndexReader(alone_settings, embedder), alone_settings)
     alone_answers = [alone.ask(q) for q in questions]
+    scale_judged = judged(answerer, gold, scale_gold, answers)
+    alone_judged = judged(alone, gold, alone_gold, alone_answers)
     measured = [i for i, g in enumerate(gold) if args.split in ("all", g.split)]
-    every = range(len(gold))
-    scale_quality, scale_all = (
-        quality(answerer, [gold[i] for i in rows], scale_gold, [answers[i] for i in rows])
-        for rows in (measured, every)
-    )
-    alone_quality, alone_all = (
-        quality(alone, [gold[i] for i in rows], alone_gold, [alone_answers[i] for i in rows])
-        for rows in (measured, every)
-    )
+    scale_quality = quality([scale_judged[i] for i in measured])
+    alone_quality = quality([alone_judged[i] for i in measured])
+    scale_all, alone_all = quality(scale_judged), quality(alone_judged)
     return {
         "chunks": chunks,
         "questions": len(questions),
@@ -636,34 +632,44 @@ def gold_spans(gold: Sequence[Gold], docs: Sequence[Doc]) -> dict[int, list[tupl
     return where
 
 
-def quality(
+def judged(
     answerer: Any,
     gold: Sequence[Gold],
     where: dict[int, list[tuple[str, int, int]]],
     answers: Sequence[Any],
-) -> dict[str, Any]:
-    """hit@10 and MRR@10 (a span of the gold sentence overlapping one of the ten best
-    passages), and how many answers quote a gold span."""
+) -> list[tuple[float, bool]]:
+    """Per question: the reciprocal rank of the first of the ten best passages that
+    overlaps a span of the gold sentence (0 if none), and whether the answer quotes one.
+    Retrieved once, so several question subsets can be summed (`quality`)."""
 
     def gold_at(spans: list[tuple[str, int, int]], article: str, start: int, end: int) -> bool:
         return any(i == article and a < end and b > start for i, a, b in spans)
 
-    hits, reciprocal, quoted = 0, 0.0, 0
+    found = []
     for g, answer in zip(gold, answers, strict=True):
         spans = where.get(g.sentence, [])
         passages = answerer.retriever.retrieve(g.question, k=10)
-        for rank, p in enumerate(passages, start=1):
-            if gold_at(spans, p.article.id, p.start, p.end):
-                hits += 1
-                reciprocal += 1 / rank
-                break
-        quoted += any(gold_at(spans, c.article_id, c.start, c.end) for c in answer.citations)
-    n = max(1, len(gold))
+        reciprocal = next(
+            (
+                1 / rank
+                for rank, p in enumerate(passages, start=1)
+                if gold_at(spans, p.article.id, p.start, p.end)
+            ),
+            0.0,
+        )
+        quoted = any(gold_at(spans, c.article_id, c.start, c.end) for c in answer.citations)
+        found.append((reciprocal, quoted))
+    return found
+
+
+def quality(judgements: Sequence[tuple[float, bool]]) -> dict[str, Any]:
+    """hit@10, MRR@10 and the share of answers quoting gold, over `judged` questions."""
+    n = max(1, len(judgements))
     return {
-        "questions": len(gold),
-        "hit@10": round(hits / n, 3),
-        "mrr@10": round(reciprocal / n, 3),
-        "answer_quotes_gold": round(quoted / n, 3),
+        "questions": len(judgements),
+        "hit@10": round(sum(r > 0 for r, _ in judgements) / n, 3),
+        "mrr@10": round(sum(r for r, _ in judgements) / n, 3),
+        "answer_quotes_gold": round(sum(q for _, q in judgements) / n, 3),
     }
 
 
