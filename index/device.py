@@ -146,6 +146,12 @@ def choose(device: str, dtype: str, caps: Capabilities) -> Placement:
     return Placement(placed, "float32", f"{why}; float32: the CPU has no avx512_bf16 or AMX")
 
 
+def place(device: str, dtype: str) -> Placement:
+    """`choose` on this machine. Torch is asked about GPUs only when the device allows
+    one: "cpu" never needs it, so the numpy pass runs on any torch build."""
+    return choose(device, dtype, Capabilities.detect(gpus=device != "cpu"))
+
+
 def _auto_device(caps: Capabilities) -> tuple[str, str]:
     if caps.cuda_devices:
         return "cuda", f"auto: CUDA GPU {caps.cuda_name}"

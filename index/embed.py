@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from index.device import Capabilities, Placement, choose
+from index.device import Placement, place
 from newsdesk.errors import NewsdeskError
 from newsdesk.settings import BUNDLED_MODEL, EmbeddingSettings
 
@@ -124,8 +124,7 @@ class Embedder:
     @cached_property
     def placement(self) -> Placement:
         """Device and precision from embedding.device/dtype and this machine (index.device)."""
-        device = self.settings.device
-        return choose(device, self.settings.dtype, Capabilities.detect(gpus=device != "cpu"))
+        return place(self.settings.device, self.settings.dtype)
 
     @cached_property
     def location(self) -> Path:

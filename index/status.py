@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from index.db import IndexDB
-from index.device import Capabilities, DeviceUnavailable, choose
+from index.device import DeviceUnavailable, place
 from index.manifest import Manifest
 from index.sentences import SPLITTER
 from newsdesk.settings import EmbeddingSettings
@@ -47,8 +47,7 @@ def placement_status(embedding: EmbeddingSettings) -> dict[str, str]:
     """The device and dtype questions and updates embed with here, and why; a setting
     this machine cannot honour is shown, not raised: status is where one looks for it."""
     try:
-        gpus = embedding.device != "cpu"
-        placement = choose(embedding.device, embedding.dtype, Capabilities.detect(gpus=gpus))
+        placement = place(embedding.device, embedding.dtype)
     except DeviceUnavailable as exc:
         return {"device": "unavailable", "dtype": embedding.dtype, "device_reason": exc.message}
     return {
