@@ -65,8 +65,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import ctypes
-import gc
 import hashlib
 import json
 import os
@@ -77,7 +75,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -519,7 +517,40 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         }
     result["scale"]["planted_pairs"] = min(args.planted, args.articles)
     result["scale"]["grouped_planted"] = planted_grouped(args.out_dir / "index")
+    write_questions(args.out_dir / QUESTIONS_FILE, w)
     return result
+
+
+QUESTIONS_FILE = "questions.json"
+
+
+def write_questions(path: Path, w: World) -> None:
+    """What the later steps need of the corpus: the questions, where their gold is in both
+    indexes, and the article the update step changes. Reading this instead of drawing the
+    corpus again keeps GBs of synthetic text out of the serving process's RSS at 1M."""
+    changed = w.docs[len(w.docs) // 2]
+    saved = {
+        "gold": [asdict(g) for g in w.gold],
+        "scale": gold_spans(w.gold, w.docs),
+        "alone": gold_spans(w.gold, w.units),
+        "changed": {
+            "record": changed.record(),
+            "middle": changed.layout[len(changed.layout) // 2][1] + 1,
+        },
+    }
+    path.write_text(json.dumps(saved), encoding="utf-8")
+
+
+def read_questions(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        sys.exit(f"{path}: no questions; run the build step first")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved["gold"] = [Gold(**g) for g in saved["gold"]]
+    for name in ("scale", "alone"):
+        saved[name] = {
+            int(sid): [tuple(span) for span in spans] for sid, spans in saved[name].items()
+        }
+    return dict(saved)
 
 
 def footprint(index_dir: Path) -> dict[str, Any]:
@@ -554,10 +585,8 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
     from index.reader import IndexReader
     from rag.answer import ExtractiveAnswerer
 
-    w = world(args)
-    gold, scale_gold, alone_gold = w.gold, gold_spans(w.gold, w.docs), gold_spans(w.gold, w.units)
-    del w  # the synthetic corpus (GBs at a million chunks) is not the index's memory
-    release_memory()
+    saved = read_questions(args.out_dir / QUESTIONS_FILE)
+    gold, scale_gold, alone_gold = saved["gold"], saved["scale"], saved["alone"]
     settings = settings_for(args.out_dir / "index", args.chroma_url)
     embedder = Embedder(settings.embedding)
     began = time.perf_counter()
@@ -611,14 +640,6 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
             (scale_all["hit@10"] - alone_all["hit@10"]) * 100, 1
         ),
     }
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise), so
-    RSS measured next is the index's, not the corpus the benchmark made."""
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def gold_spans(gold: Sequence[Gold], docs: Sequence[Doc]) -> dict[int, list[tuple[str, int, int]]]:
@@ -680,7 +701,7 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     from index.db import read_manifest
     from index.store import ChunkStore, chroma_client
 
-    w = world(args)
+    changed = read_questions(args.out_dir / QUESTIONS_FILE)["changed"]
     settings = settings_for(args.out_dir / "index", args.chroma_url)
     indexer = Indexer(settings)
     vector = indexer.embedder.embed_query("load the model")
@@ -689,10 +710,8 @@ def update(args: argparse.Namespace) -> dict[str, Any]:
     manifest = read_manifest(settings.index_dir)
     assert manifest is not None
     ChunkStore.open(chroma_client(settings), manifest.collection).nearest(vector, 1)
-    doc = w.docs[len(w.docs) // 2]
-    record = doc.record()
+    record, middle = changed["record"], changed["middle"]
     text = record["text"]
-    middle = doc.layout[len(doc.layout) // 2][1] + 1
     stamp = f"{time.time():.0f}"
     cases = {
         "appended_paragraph": dict(record, text=f"{text}\n\nUpdate {stamp}: a new paragraph."),
