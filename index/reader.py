@@ -26,7 +26,14 @@ from index.lexical import LEXICAL_DIR, LexicalIndex, LexicalIndexError
 from index.manifest import Manifest, UnusableIndex, check_compatible
 from index.sentences import sentence_spans
 from index.sentvecs import SentenceVectors
-from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
+from index.store import (
+    ChunkStore,
+    StoreUnavailable,
+    chroma_client,
+    chunk_ids,
+    live_versions,
+    parse_chunk_id,
+)
 from index.types import Article, ArticleInfo
 from index.vectors import VectorArray
 from newsdesk.settings import Settings
@@ -41,18 +48,24 @@ class IndexReader:
     ) -> None:
         """`fresh`: the state was written by another process (see `chroma_client`)."""
         self.settings = settings
+        self.embedder = embedder or Embedder(settings.embedding)
         self.db = IndexDB(settings.index_dir)
         for attempt in range(_OPEN_TRIES):
             snapshot, manifest = self._snapshot()
             self.manifest: Manifest = manifest
+            check_compatible(manifest, settings, self.embedder.model_id)
             path = settings.index_dir / manifest.vectors_file
             try:
+                # First, so Chroma loads its vectors while the rest opens (ChunkStore.warm)
+                client = chroma_client(settings, fresh=fresh)
+                self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
+                self.store.warm(manifest.dimension)
                 self._vectors = VectorArray(path, manifest.dimension, manifest.vector_rows)
                 root = settings.index_dir / LEXICAL_DIR
-                live_chunks = self.chunk_ids(manifest.articles)
-                self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live_chunks)
+                live = live_versions(manifest.articles)
+                self.lexical = LexicalIndex.open(root, manifest.lexical_segments, live)
                 break
-            except (UnusableIndex, LexicalIndexError):
+            except (UnusableIndex, LexicalIndexError, StoreUnavailable):
                 snapshot.close()
                 # files of a state a writer replaced meanwhile: read the new one
                 if attempt == _OPEN_TRIES - 1 or self.db.version() == manifest.state:
@@ -60,10 +73,6 @@ class IndexReader:
         self.articles = ArticleTexts(snapshot, manifest.articles)
         self.infos = snapshot.infos()
         self._sentence_rows = lru_cache(maxsize=_CACHED)(snapshot.sentences)
-        self.embedder = embedder or Embedder(settings.embedding)
-        check_compatible(manifest, settings, self.embedder.model_id)
-        client = chroma_client(settings, fresh=fresh)
-        self.store = ChunkStore.open(client, manifest.collection, model=manifest.model)
 
     def _snapshot(self) -> tuple[Snapshot, Manifest]:
         if self.db.exists():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from index.dates import epoch_seconds
 from index.embed import Vectors
-from index.manifest import UnusableIndex
+from index.manifest import ArticleEntry, UnusableIndex
 from index.types import Article, Chunk
 from newsdesk.errors import NewsdeskError
 from newsdesk.settings import Settings
@@ -176,11 +177,23 @@ def _reaching(url: str | None) -> Iterator[None]:
 
 def chunk_id(article: Article, chunk: Chunk) -> str:
     """Deterministic and versioned by content, so a re-run overwrites and old text never mixes."""
-    return f"{article.id}:{article.hash[:12]}:{chunk.index}"
+    return f"{version_key(article.id, article.hash)}:{chunk.index}"
 
 
 def chunk_ids(article_id: str, article_hash: str, count: int) -> list[str]:
-    return [f"{article_id}:{article_hash[:12]}:{n}" for n in range(count)]
+    version = version_key(article_id, article_hash)
+    return [f"{version}:{n}" for n in range(count)]
+
+
+def version_key(article_id: str, article_hash: str) -> str:
+    """What the chunk ids of one article version start with, before ":n"."""
+    return f"{article_id}:{article_hash[:12]}"
+
+
+def live_versions(entries: Mapping[str, ArticleEntry]) -> dict[str, int]:
+    """Chunk count by version key of a state's articles: what is live, told without
+    making a million chunk ids."""
+    return {version_key(i, e.hash): e.chunks for i, e in entries.items()}
 
 
 def parse_chunk_id(chunk: str) -> tuple[str, str, int]:
@@ -211,6 +224,24 @@ class ChunkStore:
     def __init__(self, collection: Collection, url: str | None = None) -> None:
         self.collection = collection
         self.url = url  # the server's; None when embedded
+        self._warming: threading.Thread | None = None
+
+    def warm(self, dimension: int) -> None:
+        """Have Chroma load the collection's vector index now, in a thread, instead of on
+        the first question: at a million chunks that load takes ~4 s, and Chroma releases
+        the GIL meanwhile, so it overlaps the rest of opening an index. Queries wait for
+        it rather than start a second load. A failure here is left for them to report."""
+
+        probe: list[Sequence[float]] = [[1.0] + [0.0] * (dimension - 1)]
+
+        def load() -> None:
+            try:
+                self.collection.query(query_embeddings=probe, n_results=1, include=[])
+            except Exception as exc:  # the first real query reports it, with context
+                log.debug("warming Chroma collection %s failed: %s", self.collection.name, exc)
+
+        self._warming = threading.Thread(target=load, name="chroma-warm", daemon=True)
+        self._warming.start()
 
     @classmethod
     def create(cls, client: ClientAPI, name: str, model: str, dimension: int) -> ChunkStore:
@@ -316,6 +347,8 @@ class ChunkStore:
     ) -> QueryResult:
         from chromadb.errors import NotFoundError
 
+        if self._warming is not None:
+            self._warming.join()
         try:
             with _reaching(self.url):
                 return self.collection.query(

@@ -21,7 +21,7 @@ from index.lexical import compact, segment_of
 from index.load import load_sources
 from index.lock import WriteLock
 from index.manifest import ArticleEntry, Manifest, check_compatible, now_iso
-from index.store import ChunkStore, chroma_client, chunk_ids, parse_chunk_id
+from index.store import ChunkStore, chroma_client, chunk_ids, live_versions, parse_chunk_id
 from index.types import Article, Problem
 from index.vectors import VectorArray, VectorFile, vectors_name
 from index.write import (
@@ -95,7 +95,6 @@ def update(
         loaded_segments = [w.segment(name) for name in old.lexical_segments]
         names = {id(seg): n for seg, n in zip(loaded_segments, old.lexical_segments, strict=True)}
         segments = [*loaded_segments, segment_of(touched, articles)]
-        live = {c for i, e in articles.items() for c in chunk_ids(i, e.hash, e.chunks)}
         if old.dedupe_threshold != w.dedupe_threshold():  # regroup all under the new settings
             kept = (
                 w.db.read_articles(set(articles) - {a.id for a in touched})
@@ -109,7 +108,9 @@ def update(
         manifest = old.model_copy(
             update={
                 "state": state,
-                "lexical_segments": w.write_segments(compact(segments, live), names),
+                "lexical_segments": w.write_segments(
+                    compact(segments, live_versions(articles)), names
+                ),
                 "vectors_file": vectors.path.name,
                 "vector_rows": vectors.rows,
                 "articles": articles,

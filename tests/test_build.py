@@ -17,7 +17,13 @@ from index.embed import Embedder, Vectors, model_location
 from index.lexical import Segment
 from index.manifest import UnusableIndex
 from index.reader import IndexReader
-from index.store import ChunkStore, chroma_client, parse_chunk_id
+from index.store import (
+    ChunkStore,
+    StoreUnavailable,
+    chroma_client,
+    drop_collection,
+    parse_chunk_id,
+)
 from newsdesk.settings import ChunkingSettings, EmbeddingSettings
 from tests.conftest import NEWS, make_settings, top_articles, write_jsonl
 
@@ -306,3 +312,32 @@ def test_a_failed_segment_write_leaves_the_last_state_serving(
     assert_lexical_in_step(settings.index_dir, counting)
     reader = IndexReader(make_settings(settings.index_dir), counting)
     assert [h.split(":")[0] for h, _ in reader.lexical.search("steel cables", 5)] == ["harbour"]
+
+
+def test_a_reader_has_chroma_load_its_vectors_while_it_opens(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+) -> None:
+    """Chroma loads a collection's vector index on its first query (~4 s at a million
+    chunks): a reader starts that as it opens, and the first question waits for it."""
+    settings = make_settings(tmp_path / "ix")
+    Indexer(settings, counting).build([news_file])
+    reader = IndexReader(settings, counting)
+    warming = reader.store._warming
+    assert warming is not None
+    hits = reader.store.nearest(counting.embed_query("the harbour bridge"), 1)
+    assert not warming.is_alive()
+    assert parse_chunk_id(hits[0][0])[0] == "harbour"
+
+
+def test_warming_a_dropped_collection_leaves_the_error_to_the_question(
+    tmp_path: Path, news_file: Path, counting: CountingEmbedder
+) -> None:
+    settings = make_settings(tmp_path / "ix")
+    manifest = Indexer(settings, counting).build([news_file]).manifest
+    assert manifest is not None
+    client = chroma_client(settings)
+    store = ChunkStore.open(client, manifest.collection)
+    drop_collection(client, manifest.collection)
+    store.warm(manifest.dimension)  # fails in its thread, silently
+    with pytest.raises(StoreUnavailable, match="is gone"):
+        store.nearest(counting.embed_query("the harbour bridge"), 1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +41,11 @@ DOCS = {
     "trade:ffffffffffff:0": "U.S. officials met their counterparts to discuss tariffs on steel.",
     "tokyo:gggggggggggg:0": "東京都の新しい予算が発表された。 हिन्दी समाचार पत्र",
 }
+
+
+def live_of(chunks: Iterable[str]) -> dict[str, int]:
+    """Chunk count by version key, as `index.store.live_versions` gives a state's."""
+    return dict(Counter(chunk.rpartition(":")[0] for chunk in chunks))
 
 
 def segment(ids: list[str], texts: list[str]) -> Segment:
@@ -395,7 +401,7 @@ def test_segments_with_replaced_chunks_score_like_one_index_of_the_live_chunks()
     second_docs |= {i: DOCS[i] for i in ids[5:]}
     second = segment(list(second_docs), list(second_docs.values()))
     live = {i: t for i, t in DOCS.items() if not i.startswith("strike")} | second_docs
-    index = LexicalIndex([first, second], live)
+    index = LexicalIndex([first, second], live_of(live))
     alone = LexicalIndex([segment(list(live), list(live.values()))])
     assert len(index) == len(alone) == len(live)
     for query in ["strike pay union", "storm coast", "apple harvest", "US steel", "1984"]:
@@ -409,7 +415,7 @@ def test_the_newest_segment_holding_an_id_wins() -> None:
     old = segment(["a:1:0", "b:1:0"], ["storm on the coast", "budget for schools"])
     middle = segment(["a:2:0"], ["strike at the port"])
     back = segment(["a:1:0"], ["storm on the coast again"])
-    index = LexicalIndex([old, middle, back], {"a:1:0", "b:1:0"})
+    index = LexicalIndex([old, middle, back], {"a:1": 1, "b:1": 1})
     assert len(index) == 2
     hits = index.search("storm coast again", 5)
     assert [c for c, _ in hits] == ["a:1:0"]
@@ -417,15 +423,17 @@ def test_the_newest_segment_holding_an_id_wins() -> None:
 
 
 def test_live_chunks_missing_from_every_segment_are_an_error() -> None:
-    with pytest.raises(LexicalIndexError, match=r"1 chunks .*'c:1:0'"):
-        LexicalIndex([segment(["a:1:0"], ["storm"])], {"a:1:0", "c:1:0"})
+    with pytest.raises(LexicalIndexError, match=r"1 article versions .*'c:1'"):
+        LexicalIndex([segment(["a:1:0"], ["storm"])], {"a:1": 1, "c:1": 1})
+    with pytest.raises(LexicalIndexError, match=r"1 article versions .*'a:1'"):
+        LexicalIndex([segment(["a:1:0"], ["storm"])], {"a:1": 2})  # a chunk short
 
 
 def test_merge_keeps_live_rows_only_and_survives_a_round_trip(tmp_path: Path) -> None:
     first = segment(list(DOCS)[:4], list(DOCS.values())[:4])
     second = segment(list(DOCS)[4:], list(DOCS.values())[4:])
     live = set(DOCS) - {"storm:aaaaaaaaaaaa:0"}
-    index = LexicalIndex([first, second], live)
+    index = LexicalIndex([first, second], live_of(live))
     merged = Segment.merge(list(zip(index.segments, index.masks, strict=True)))
     assert sorted(merged.ids) == sorted(live)
     assert "forecast" not in merged.terms  # only the dead storm chunk had it
@@ -441,16 +449,16 @@ def test_compact_drops_dead_segments_and_merges_when_needed() -> None:
     small = [segment([f"u{n}:1:0"], [f"{WORDS[n % 9]} update"]) for n in range(12)]
     live = {f"a{n}:1:0" for n in range(10)} | {f"u{n}:1:0" for n in range(12)}
     # The segment with no live row goes; more than MAX_SEGMENTS: the newer ones merge.
-    kept = compact([base, dead, *small[:3]], live - {f"u{n}:1:0" for n in range(3, 12)})
+    kept = compact([base, dead, *small[:3]], live_of(live - {f"u{n}:1:0" for n in range(3, 12)}))
     assert kept == [base, *small[:3]]
-    kept = compact([base, *small], live)
+    kept = compact([base, *small], live_of(live))
     assert len(kept) == 2 and kept[0] is base and len(kept[1]) == 12
     # Most of the base replaced: everything merges into one segment of live rows.
     replaced = segment([f"a{n}:2:0" for n in range(8)], ["new text"] * 8)
     live2 = {f"a{n}:2:0" for n in range(8)} | {"a8:1:0", "a9:1:0"}
-    (one,) = compact([base, replaced], live2)
+    (one,) = compact([base, replaced], live_of(live2))
     assert sorted(one.ids) == sorted(live2)
-    before = LexicalIndex([base, replaced], live2)
+    before = LexicalIndex([base, replaced], live_of(live2))
     for query in ["new text", "storm", "pay story"]:
         assert LexicalIndex([one]).search(query, 20) == before.search(query, 20)
 
@@ -475,11 +483,11 @@ def test_any_history_of_updates_scores_like_a_fresh_index(
         chunk = f"art{article}:{step}:0"
         versions[article] = chunk
         segments.append(segment([chunk], [" ".join(words)]))
-        segments = compact(segments, set(versions.values()))
+        segments = compact(segments, live_of(versions.values()))
     latest = {chunk: " ".join(edits[int(chunk.split(":")[1])][1]) for chunk in versions.values()}
     fresh = LexicalIndex([segment(list(latest), list(latest.values()))])
     assert len(segments) <= lexical.MAX_SEGMENTS + 1
-    index = LexicalIndex(segments, set(latest))
+    index = LexicalIndex(segments, live_of(latest))
     got, want = index.search(" ".join(query), 30), fresh.search(" ".join(query), 30)
     # Ties may list in another order (rows are numbered differently); scores are equal.
     assert dict(got) == pytest.approx(dict(want), rel=1e-5)
