@@ -168,6 +168,13 @@ class RetrievalSettings(Section):
     k: int = Field(default=8, ge=1, le=100, description="Passages passed to the answerer.")
     candidates: int = Field(default=40, ge=1, le=1000, description="Hits per leg before fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    collapse_repeats: bool = Field(
+        default=True,
+        description=(
+            "Keep one passage of those whose sentence closest to the question is the same "
+            "(wire copy repeated across stories), so one repeated quote cannot fill every slot."
+        ),
+    )
     undated: Literal["exclude", "include"] = Field(
         default="exclude",
         description=(

@@ -15,7 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from index.dates import epoch_seconds, normalize_date
+from index.dedupe import Said
 from index.reader import ArticleTable, IndexReader
+from index.store import parse_chunk_id
 from index.types import Article
 from newsdesk.settings import RetrievalSettings
 
@@ -172,8 +174,49 @@ class Retriever:
         for ranking in (dense, lexical):
             for rank, chunk in enumerate(ranking, start=1):
                 fused[chunk] = fused.get(chunk, 0.0) + 1.0 / (self.settings.rrf_k + rank)
-        best = sorted(fused, key=lambda c: (-fused[c], c))[:k]
+        ranked = sorted(fused, key=lambda c: (-fused[c], c))
+        best = self._distinct(query, ranked, k) if self.settings.collapse_repeats else ranked[:k]
         return [self._passage(c, fused[c], dense.get(c), lexical.get(c)) for c in best]
+
+    def _distinct(self, query: str, ranked: list[str], k: int) -> list[str]:
+        """The first `k` of `ranked` less those whose sentence closest to the question
+        says what a better-ranked passage's closest sentence says (`Said.same`). A
+        sentence that wire copy repeats across many stories would otherwise fill every
+        slot with the same quote and push out the passage that answers."""
+        vector = self.reader.embedder.embed_query(query)
+        kept: list[str] = []
+        said: list[tuple[str, Said]] = []  # (article id, closest sentence) of those kept
+        for chunk in ranked:
+            article_id = parse_chunk_id(chunk)[0]
+            closest = self._closest_sentence(chunk, vector)
+            # Not within one article: its overlapping chunks share sentences by design.
+            if closest is not None and any(
+                a != article_id and closest.same(other) for a, other in said
+            ):
+                continue
+            kept.append(chunk)
+            if closest is not None:
+                said.append((article_id, closest))
+            if len(kept) == k:
+                break
+        return kept
+
+    def _closest_sentence(self, chunk_id: str, vector: npt.NDArray[np.float32]) -> Said | None:
+        """The chunk's sentence most like the question, by the vectors pooled at index
+        time; None when the index has none for its article."""
+        article_id, start, end = self.reader.chunk_span(chunk_id)
+        stored = self.reader.sentence_vectors(article_id)
+        if stored is None:
+            return None
+        scored = [
+            (float(unit @ vector), n)
+            for n, (a, b) in enumerate(stored.spans)
+            if a >= start and b <= end and (unit := stored.vector(n, n)) is not None
+        ]
+        if not scored:
+            return None
+        a, b = stored.spans[max(scored)[1]]
+        return Said.of(self.reader.articles[article_id].text[a:b])
 
     def undated(self, filters: Filters) -> list[str]:
         """Ids of the undated articles the filters would admit but for their date bounds."""

@@ -18,7 +18,7 @@ from index.embed import Embedder
 from index.reader import IndexReader
 from newsdesk.settings import Settings
 from rag.answer import Candidate, ExtractiveAnswerer
-from rag.retrieve import Filters
+from rag.retrieve import Filters, Retriever
 from rag.types import CANNOT_ANSWER, Answer
 from tests.conftest import make_settings, write_jsonl
 from tests.test_dedupe import LEAD, TREATED, VALLEY_LEAD, WIRE_LEAD, WIRE_TREATED, reworded
@@ -265,3 +265,20 @@ def test_distinct_costs_little_on_a_long_candidate_list(
     took = time.process_time() - began
     assert 270 <= len(kept) < 300
     assert took < 0.25, f"distinct took {took:.3f} s over 300 candidates"
+
+
+def test_passages_whose_closest_sentence_is_the_same_are_retrieved_once(
+    copies: ExtractiveAnswerer,
+) -> None:
+    """Three outlets' copies of one lead would take three of the passages handed to the
+    answerer; one is kept (RetrievalSettings.collapse_repeats) and the others make room."""
+    question = "What forced the evacuation of homes in Port Ellis?"
+    keep = copies.retriever.settings.model_copy(update={"collapse_repeats": False})
+    kept = Retriever(copies.reader, keep).retrieve(question, k=3)
+    assert [p.article.id for p in kept].count("fire-coast") >= 1
+    assert sum(p.article.id.startswith("fire-") for p in kept) == 3
+    collapsed = copies.retriever.retrieve(question, k=3)
+    assert collapsed[0].chunk_id == kept[0].chunk_id
+    leads = [p for p in collapsed if any(lead in p.text for lead in (LEAD, VALLEY_LEAD, WIRE_LEAD))]
+    assert len(leads) == 1, [p.chunk_id for p in collapsed]
+    assert len(collapsed) == 3

@@ -30,7 +30,7 @@ from index.reader import IndexReader
 from index.status import index_status
 from index.text import words
 from index.types import Article
-from newsdesk.settings import AnswerSettings, DedupeSettings, Settings
+from newsdesk.settings import AnswerSettings, DedupeSettings, RetrievalSettings, Settings
 from rag.answer import ExtractiveAnswerer
 from rag.cli import render
 from rag.types import AlsoReported, Answer, Citation
@@ -375,7 +375,12 @@ def test_update_regroups(tmp_path: Path, embedder: Embedder) -> None:
     assert regrouped.duplicates == {} and regrouped.dedupe_threshold is None
     # A copy's sentence vector is pooled from its own chunk's context, so copies score
     # apart by a few hundredths: a wide margin lets every copy compete for a quote.
-    wide = make_settings(settings.index_dir, answer=AnswerSettings(sentence_margin=0.2))
+    # Nor does retrieval keep one passage per repeated sentence here (collapse_repeats).
+    wide = make_settings(
+        settings.index_dir,
+        answer=AnswerSettings(sentence_margin=0.2),
+        retrieval=RetrievalSettings(collapse_repeats=False),
+    )
     question = "How long will the harbour bridge close?"
     answer = ExtractiveAnswerer(IndexReader(wide, embedder), wide).ask(question)
     assert all(not c.also for c in answer.citations)
