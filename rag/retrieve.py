@@ -180,23 +180,26 @@ class Retriever:
 
     def _distinct(self, query: str, ranked: list[str], k: int) -> list[str]:
         """The first `k` of `ranked` less those whose sentence closest to the question
-        says what a better-ranked passage's closest sentence says (`Said.same`). A
-        sentence that wire copy repeats across many stories would otherwise fill every
-        slot with the same quote and push out the passage that answers."""
+        says what a better-ranked passage's closest sentence in another article (and
+        duplicate group) says (`Said.same`). A sentence that wire copy repeats across
+        many stories would otherwise fill every slot with the same quote and push out
+        the passage that answers."""
         vector = self.reader.embedder.embed_query(query)
+        groups = self.reader.manifest.duplicates
         kept: list[str] = []
-        said: list[tuple[str, Said]] = []  # (article id, closest sentence) of those kept
+        said: list[tuple[str, Said]] = []  # (group, closest sentence) of those kept
         for chunk in ranked:
             article_id = parse_chunk_id(chunk)[0]
+            group = groups.get(article_id, article_id)
             closest = self._closest_sentence(chunk, vector)
-            # Not within one article: its overlapping chunks share sentences by design.
-            if closest is not None and any(
-                a != article_id and closest.same(other) for a, other in said
-            ):
+            # Not within one article, whose overlapping chunks share sentences by design,
+            # nor one near-duplicate group, which the answerer quotes from its canonical
+            # copy with the others as "also reported by".
+            if closest is not None and any(g != group and closest.same(other) for g, other in said):
                 continue
             kept.append(chunk)
             if closest is not None:
-                said.append((article_id, closest))
+                said.append((group, closest))
             if len(kept) == k:
                 break
         return kept
