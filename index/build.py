@@ -112,6 +112,7 @@ class Indexer(StateWriter):
                 dedupe_threshold=threshold,
             )
             self.db.commit(manifest, loaded.articles, done.sentences, replace_all=True)
+            self.keep_segments(manifest.lexical_segments)
         except BaseException:
             vectors.close()
             drop_collection(client, name)

@@ -144,6 +144,7 @@ class IndexDB:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
         self.path = index_dir / DB_FILE
+        self._last: Manifest | None = None  # the last state read or committed through this
 
     def legacy(self) -> bool:
         """An index in the layout before the database: a rebuild replaces it."""
@@ -191,11 +192,24 @@ class IndexDB:
                 conn.rollback()
 
     def read_manifest(self) -> Manifest | None:
-        """The live state, or None when nothing has been built here yet."""
+        """The live state, or None when nothing has been built here yet. The last state
+        read or committed through this object is kept and handed out again while it is
+        live: a warm writer's next update then reads one row, not every article's chunk
+        spans (0.4 s at a million chunks). A state never changes once committed, and
+        callers copy a manifest to change it (`model_copy`), never change it in place."""
         if not self.exists():
             return None
         with self.snapshot() as conn:
-            return _manifest(conn, self.path)
+            last = self._last
+            if last is not None:
+                try:
+                    row = conn.execute("SELECT version FROM state WHERE id = 1").fetchone()
+                except sqlite3.Error:
+                    row = None
+                if row is not None and row[0] == last.state:
+                    return last
+            self._last = _manifest(conn, self.path)
+            return self._last
 
     def read_live(
         self, ids: Collection[str] | None = None
@@ -299,6 +313,7 @@ class IndexDB:
             )
             conn.execute("DELETE FROM duplicates")
             conn.executemany("INSERT INTO duplicates VALUES (?, ?)", manifest.duplicates.items())
+        self._last = manifest
 
 
 class Snapshot:

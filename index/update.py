@@ -122,6 +122,7 @@ def update(
             }
         )
         w.db.commit(manifest, touched, done.sentences, drop=removed, moved=moved)
+        w.keep_segments(manifest.lexical_segments)
     except BaseException:
         remove_leftovers(w.settings, Leftovers(paths=stray_paths(w.index_dir, old)), None)
         raise

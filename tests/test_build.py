@@ -341,3 +341,29 @@ def test_warming_a_dropped_collection_leaves_the_error_to_the_question(
     store.warm(manifest.dimension)  # fails in its thread, silently
     with pytest.raises(StoreUnavailable, match="is gone"):
         store.nearest(counting.embed_query("the harbour bridge"), 1)
+
+
+def test_a_warm_indexer_keeps_what_it_read_until_another_writer_commits(
+    tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    """One Indexer serving update after update keeps the live state and its segments
+    instead of reading them again; it must notice a state another writer committed."""
+    settings = make_settings(tmp_path / "ix")
+    source = write_jsonl(tmp_path / "news.jsonl", NEWS)
+    warm = Indexer(settings, counting)
+    warm.build([source])
+    for n in range(3):
+        write_jsonl(source, [dict(NEWS[0], text=f"{NEWS[0]['text']} Update {n}."), *NEWS[1:]])
+        report = warm.update([source])
+        assert report.manifest is not None and report.manifest == read_manifest(settings.index_dir)
+        assert warm.db.read_manifest() is report.manifest  # kept, not read again
+    library = {"id": "new", "title": "Library opens", "text": "A new library opened today."}
+    Indexer(settings, counting).update([write_jsonl(tmp_path / "more.jsonl", [library])])
+    kept = warm.db.read_manifest()
+    assert kept is not None and "new" in kept.articles and kept == read_manifest(settings.index_dir)
+    write_jsonl(source, [dict(NEWS[0], text=f"{NEWS[0]['text']} Update 3, by zeppelin."), *NEWS[1:]])
+    assert warm.update([source]).changed == 1
+    assert_lexical_in_step(settings.index_dir, counting)
+    reader = IndexReader(make_settings(settings.index_dir), counting)
+    assert [c.split(":")[0] for c, _ in reader.lexical.search("zeppelin", 5)] == ["harbour"]
+    assert [c.split(":")[0] for c, _ in reader.lexical.search("library", 5)] == ["new"]
