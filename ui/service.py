@@ -61,6 +61,7 @@ class ChatService:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.embedding)
         self._writer_embedder = embedder  # shared only when the caller passed one (tests)
+        self._kept_indexer: Indexer | None = None
         self._answerer: AnswersQuestions | None = None
         self._llm: Any = None  # made once, on the first question, when answer.answerer is llm
         self._swap = threading.Lock()
@@ -182,7 +183,7 @@ class ChatService:
         with self._write_lock():
             max_bytes = self.settings.chat.max_upload_bytes
             stored = store_uploads(uploads, self.uploads_dir, max_bytes)
-            report = Indexer(self.settings, self._writer()).update(stored, progress=progress)
+            report = self._indexer().update(stored, progress=progress)
         self.answerer()
         return stored, report
 
@@ -192,9 +193,7 @@ class ChatService:
         """Index what is new or changed in files already on this machine (the HTTP API's
         `/v1/index/update`), under the same one-write-at-a-time rule as uploads."""
         with self._write_lock():
-            report = Indexer(self.settings, self._writer()).update(
-                sources, prune=prune, progress=progress
-            )
+            report = self._indexer().update(sources, prune=prune, progress=progress)
         self.answerer()
         return report
 
@@ -214,7 +213,7 @@ class ChatService:
                     "would be dropped; restore it or rebuild with `newsdesk index build`"
                 )
             paths = [Path(s) for s in manifest.sources]
-            report = Indexer(self.settings, self._writer()).build(paths, progress)
+            report = self._indexer().build(paths, progress)
         self.answerer()
         return report
 
@@ -288,3 +287,11 @@ class ChatService:
         if self._writer_embedder is None:
             self._writer_embedder = Embedder(self.settings.embedding)
         return self._writer_embedder
+
+    def _indexer(self) -> Indexer:
+        """One Indexer for every write this service makes (they take turns under the
+        write lock): it keeps the live state and keyword segments it last read or
+        wrote, so an update after the first reads one row instead of them."""
+        if self._kept_indexer is None:
+            self._kept_indexer = Indexer(self.settings, self._writer())
+        return self._kept_indexer
