@@ -361,7 +361,8 @@ def test_a_warm_indexer_keeps_what_it_read_until_another_writer_commits(
     Indexer(settings, counting).update([write_jsonl(tmp_path / "more.jsonl", [library])])
     kept = warm.db.read_manifest()
     assert kept is not None and "new" in kept.articles and kept == read_manifest(settings.index_dir)
-    write_jsonl(source, [dict(NEWS[0], text=f"{NEWS[0]['text']} Update 3, by zeppelin."), *NEWS[1:]])
+    last = dict(NEWS[0], text=f"{NEWS[0]['text']} Update 3, by zeppelin.")
+    write_jsonl(source, [last, *NEWS[1:]])
     assert warm.update([source]).changed == 1
     assert_lexical_in_step(settings.index_dir, counting)
     reader = IndexReader(make_settings(settings.index_dir), counting)
