@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from index.chunk import embedding_input
 from index.postings import LexicalIndexError, Segment
-from index.store import chunk_ids
+from index.store import chunk_ids, version_article
 from index.text import TOKENIZER, tokenize
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class LexicalIndex:
         found = np.full(len(self._ids), -1, dtype=np.int64)
         for offset, segment in zip(self._offsets, self.segments, strict=False):
             for version, first, rows in segment.versions:
-                article = number.get(version.rpartition(":")[0], -1)
+                article = number.get(version_article(version), -1)
                 if article >= 0:
                     found[offset + first : offset + first + rows] = article
         found[~self._live] = -1

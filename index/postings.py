@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from index.manifest import fsync_dir
+from index.store import chunk_versions
 from newsdesk.errors import NewsdeskError
 
 FORMAT = 2
@@ -68,14 +69,11 @@ class Segment:
 
     @cached_property
     def versions(self) -> list[tuple[str, int, int]]:
-        """(version key, first row, rows) of each article version it holds. Chunk ids are
-        "version:n" and a segment holds a version's chunks together and in order (as
-        `index.lexical.segment_of` writes them and `merge` keeps them), so whether rows
-        are live is decided once per version: 10x fewer steps than per row at open."""
-        ids = self.ids
-        starts = [row for row, chunk in enumerate(ids) if chunk.endswith(":0")]
-        ends = [*starts[1:], len(ids)] if starts else []
-        return [(ids[a][:-2], a, b - a) for a, b in zip(starts, ends, strict=True)]
+        """(version key, first row, rows) of each article version it holds. A segment
+        holds a version's chunks together and in order (as `index.lexical.segment_of`
+        writes them and `merge` keeps them), so whether rows are live is decided once
+        per version: 10x fewer steps than per row at open."""
+        return chunk_versions(self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)
